@@ -1,0 +1,191 @@
+"""Selective scan (the Mamba S6 recurrence) in pure PyTorch, with the `mamba_ssm` CUDA kernel used when available.
+
+The recurrence, per batch element, channel `d` and state `n`:
+
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
+    y_t = sum_n C_t * h_t + D * u_t
+
+The CPU path is chunked: the sequence is cut into chunks of about sqrt(L) tokens, the recurrence runs from a zero state
+inside every chunk at once, the chunk end states are carried across chunks, and each token then receives the carried
+state times its decay since the chunk start. All decays are exponentials of non-positive numbers, so nothing overflows
+however large `delta * |A|` is.
+"""
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+
+def _mamba_ssm_scan():
+    """The `mamba_ssm` CUDA selective scan, or None when `mamba_ssm` is not installed."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as mamba_selective_scan_fn
+    except ImportError:
+        return None
+    return mamba_selective_scan_fn
+
+
+def _chunked_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Scan without D, z and bias.
+
+    Args:
+        u, delta: (batch, dim, L), already in the compute dtype.
+        A: (dim, N).
+        B, C: (batch, groups, N, L).
+
+    Returns:
+        y: (batch, dim, L) and the last state: (batch, dim, N).
+    """
+    batch, dim, length = u.shape
+    groups, state = B.shape[1], A.shape[1]
+    chunk = max(1, math.isqrt(length))
+    n_chunks = -(-length // chunk)
+    pad = n_chunks * chunk - length
+    if pad:
+        # Padded tokens have delta = 0: no decay and no input, so they leave the last state unchanged.
+        u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
+
+    def tokens_first(x: torch.Tensor) -> torch.Tensor:
+        # (..., n_chunks * chunk) -> (chunk, ..., n_chunks)
+        x = x.unflatten(-1, (n_chunks, chunk))
+        return x.movedim(-1, 0)
+
+    # Layout (chunk, batch, groups, dim / groups, n_chunks, N): one token of every chunk is a contiguous slice.
+    delta_t = tokens_first(delta).unflatten(2, (groups, dim // groups)).unsqueeze(-1)
+    u_t = tokens_first(u).unflatten(2, (groups, dim // groups)).unsqueeze(-1)
+    B_t = tokens_first(B).transpose(-1, -2).unsqueeze(3)  # (chunk, batch, groups, 1, n_chunks, N)
+    C_t = tokens_first(C).transpose(-1, -2).unsqueeze(3)
+    A_t = A.unflatten(0, (groups, dim // groups)).unsqueeze(-2)  # (groups, dim / groups, 1, N)
+
+    delta_A = delta_t * A_t
+    decay = torch.exp(delta_A)
+    delta_B_u = delta_t * u_t * B_t
+
+    # (a) Recurrence from a zero state inside every chunk.
+    h = torch.zeros_like(delta_B_u[0])
+    local_states = []
+    for t in range(chunk):
+        h = decay[t] * h + delta_B_u[t]
+        local_states.append(h)
+    local_states = torch.stack(local_states)
+
+    # (b) Carry the chunk end states across chunks.
+    chunk_decay = torch.exp(delta_A.sum(0))
+    carry = torch.zeros_like(h[..., 0, :])
+    carries = []
+    for c in range(n_chunks):
+        carries.append(carry)
+        carry = chunk_decay[..., c, :] * carry + local_states[-1, ..., c, :]
+    carries = torch.stack(carries, dim=-2)
+
+    # (c) Full states: local state plus the carried state decayed since the chunk start.
+    states = local_states + torch.exp(torch.cumsum(delta_A, dim=0)) * carries
+    y = (states * C_t).sum(-1)  # (chunk, batch, groups, dim / groups, n_chunks)
+    y = y.flatten(2, 3).movedim(0, -1).flatten(-2)[..., :length]
+    return y, carry.flatten(1, 2)
+
+
+def selective_scan_fn(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Selective scan with the semantics of `mamba_ssm`'s `selective_scan_fn`.
+
+    Args:
+        u: (batch, dim, L) input.
+        delta: (batch, dim, L) step sizes.
+        A: (dim, N) real state matrix (diagonal per channel).
+        B: (batch, N, L) or (batch, groups, N, L) input projections; group `g` serves channels
+            `g * dim / groups` to `(g + 1) * dim / groups - 1`.
+        C: (batch, N, L) or (batch, groups, N, L) output projections, grouped like `B`.
+        D: (dim,) skip connection.
+        z: (batch, dim, L) gate: the output is multiplied by `silu(z)`.
+        delta_bias: (dim,) added to `delta` before the optional softplus.
+        delta_softplus: apply softplus to `delta`.
+        return_last_state: also return the last state.
+
+    Returns:
+        (batch, dim, L) output in the dtype of `u`, and with `return_last_state` the (batch, dim, N) last state.
+        Computed in float32, or float64 for float64 inputs.
+    """
+    if u.is_cuda:
+        mamba_scan = _mamba_ssm_scan()
+        if mamba_scan is not None:
+            return mamba_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+    dtype_in = u.dtype
+    dtype = torch.float64 if dtype_in == torch.float64 else torch.float32
+    u, delta, A, B, C = (x.to(dtype) for x in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    if B.dim() == 3:
+        B = B.unsqueeze(1)
+    if C.dim() == 3:
+        C = C.unsqueeze(1)
+
+    y, last_state = _chunked_scan(u, delta, A, B, C)
+    if D is not None:
+        y = y + u * D.to(dtype)[:, None]
+    if z is not None:
+        y = y * F.silu(z.to(dtype))
+    y = y.to(dtype_in)
+    return (y, last_state) if return_last_state else y
+
+
+def bidirectional_selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """Scan the first half of the channels forward and the second half backward, in one grouped scan.
+
+    Args:
+        u, delta, z: (batch, 2 * dim, L) in natural token order.
+        A: (2 * dim, N).
+        B, C: (batch, 2, N, L) in natural token order; index 0 serves the forward, 1 the backward channels.
+        D, delta_bias: (2 * dim,).
+        delta_softplus: apply softplus to `delta`.
+
+    Returns:
+        (batch, 2 * dim, L) in natural token order.
+    """
+    dim = u.shape[1] // 2
+
+    def flip_backward(x: Optional[torch.Tensor], split: int) -> Optional[torch.Tensor]:
+        if x is None:
+            return None
+        forward, backward = x.split(split, dim=1)
+        return torch.cat([forward, backward.flip(-1)], dim=1)
+
+    y = selective_scan_fn(
+        flip_backward(u, dim),
+        flip_backward(delta, dim),
+        A,
+        flip_backward(B, 1),
+        flip_backward(C, 1),
+        D,
+        flip_backward(z, dim),
+        delta_bias,
+        delta_softplus,
+    )
+    return flip_backward(y, dim)
