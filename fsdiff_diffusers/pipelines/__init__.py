@@ -1,0 +1,1 @@
+from .pipeline_fsdiff import FSDiffPipeline, default_scheduler

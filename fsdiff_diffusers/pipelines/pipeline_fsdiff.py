@@ -1,0 +1,360 @@
+"""FSDiffPipeline: simultaneous multimodal image fusion and super-resolution by conditional diffusion."""
+
+import inspect
+import os
+import tempfile
+from typing import Any, Callable
+
+import torch
+from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+from huggingface_hub import ModelCard, create_repo, snapshot_download, upload_folder
+from huggingface_hub.errors import HFValidationError
+from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+from ..image_processor import (
+    PipelineImageInput,
+    crop_to,
+    output_size_for,
+    pad_to_multiple,
+    postprocess,
+    prepare_pair_batch,
+    resize,
+)
+from ..models.clarity_mamba import ClarityMambaEncoder
+from ..models.unet_fsdiff import FSDiffUNet2DModel
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> from PIL import Image
+        >>> from fsdiff_diffusers import FSDiffPipeline
+
+        >>> pipe = FSDiffPipeline.from_pretrained("path/or/hub-id")
+        >>> infrared, visible = Image.open("ir.png"), Image.open("vi.png")
+        >>> fused = pipe(infrared=infrared, visible=visible, scale=4, num_inference_steps=10).images[0]
+        >>> fused.save("fused_x4.png")
+        ```
+"""
+
+MODEL_CARD_TEMPLATE = """---
+library_name: diffusers
+pipeline_tag: image-to-image
+tags:
+- fsdiff
+- image-fusion
+- super-resolution
+- infrared-visible
+- medical-imaging
+---
+
+# {repo_id}
+
+An FS-Diff pipeline (joint multimodal image fusion and super-resolution) saved with
+[fsdiff-diffusers](https://github.com/). Two low-resolution images of one scene go in, one
+high-resolution fused image comes out.
+
+```python
+from fsdiff_diffusers import FSDiffPipeline
+
+pipe = FSDiffPipeline.from_pretrained("{repo_id}")
+fused = pipe(infrared=infrared, visible=visible, scale=4).images[0]
+```
+
+Components: `unet` ({unet_parameters:.2f} M parameters), `clarity_encoder`
+({encoder_parameters:.2f} M parameters), `scheduler` ({scheduler}).
+"""
+
+
+def default_scheduler() -> DPMSolverMultistepScheduler:
+    """The sampler FS-Diff pipelines ship with: DPM-Solver++ (multistep) with x0 clipped to the [-1, 1] image range."""
+    return DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        algorithm_type="dpmsolver++",
+        thresholding=True,
+        sample_max_value=1.0,
+        prediction_type="epsilon",
+    )
+
+
+class FSDiffPipeline(DiffusionPipeline):
+    r"""
+    Pipeline for simultaneous fusion and super-resolution of two source images of one scene (infrared + visible, or
+    MRI + CT/PET/SPECT), as in FS-Diff.
+
+    The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and padded to
+    a multiple of the U-Net's stride. The [`ClarityMambaEncoder`] encodes them once; the [`FSDiffUNet2DModel`] then
+    denoises the fused luminance from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
+    chroma is put back at the end, so a colour visible image gives a colour result and a grey one a grey result.
+
+    This model inherits from [`DiffusionPipeline`]: loading, saving, devices and offloading work as in Diffusers.
+
+    Args:
+        unet ([`FSDiffUNet2DModel`]): The conditional denoiser.
+        clarity_encoder ([`ClarityMambaEncoder`]): Encodes the upsampled sources into context tokens and feature maps.
+        scheduler ([`SchedulerMixin`]): Any scheduler compatible with [`DDPMScheduler`]; DPM-Solver++ by default.
+        semantic_encoder ([`~transformers.CLIPVisionModelWithProjection`], *optional*):
+            A CLIP vision model whose image embedding of each source is appended to the context tokens. The clarity
+            encoder must then be configured with `semantic_embed_dim` equal to its `projection_dim`.
+        feature_extractor ([`~transformers.CLIPImageProcessor`], *optional*): Preprocessing for `semantic_encoder`.
+    """
+
+    model_cpu_offload_seq = "semantic_encoder->clarity_encoder->unet"
+    _optional_components = ["semantic_encoder", "feature_extractor"]
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        unet: FSDiffUNet2DModel,
+        clarity_encoder: ClarityMambaEncoder,
+        scheduler: SchedulerMixin,
+        semantic_encoder: CLIPVisionModelWithProjection | None = None,
+        feature_extractor: CLIPImageProcessor | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            unet=unet,
+            clarity_encoder=clarity_encoder,
+            scheduler=scheduler,
+            semantic_encoder=semantic_encoder,
+            feature_extractor=feature_extractor,
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "FSDiffPipeline":
+        r"""
+        Load a pipeline from a local folder or from a Hub repository id.
+
+        Hub ids are first fetched with `huggingface_hub.snapshot_download` (honouring `revision`, `cache_dir`,
+        `token`, `local_files_only` and `HF_HUB_OFFLINE`), because Diffusers' own download step does not accept
+        components defined outside `diffusers` and `transformers`. All other keyword arguments (`torch_dtype`,
+        `variant`, components to replace, ...) go to [`DiffusionPipeline.from_pretrained`].
+        """
+        if not os.path.isdir(pretrained_model_name_or_path):
+            download_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            try:
+                pretrained_model_name_or_path = snapshot_download(str(pretrained_model_name_or_path), **download_kwargs)
+            except HFValidationError as error:
+                raise ValueError(
+                    f"{str(pretrained_model_name_or_path)!r} is neither a folder nor a valid Hub repository id "
+                    "('org/name'): pass the folder written by `save_pretrained` or a Hub id."
+                ) from error
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def model_card(self, repo_id: str) -> ModelCard:
+        """A model card for this pipeline as pushed to `repo_id`: tags, usage and the size of each component."""
+        return ModelCard(
+            MODEL_CARD_TEMPLATE.format(
+                repo_id=repo_id,
+                unet_parameters=self.unet.num_parameters() / 1e6,
+                encoder_parameters=self.clarity_encoder.num_parameters() / 1e6,
+                scheduler=self.scheduler.__class__.__name__,
+            )
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        variant: str | None = None,
+    ) -> str:
+        """Save the pipeline with a model card (`README.md`) and upload it to the Hub repository `repo_id`."""
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, variant=variant)
+            self.model_card(repo_id).save(os.path.join(folder, "README.md"))
+            return upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message or "Upload FSDiffPipeline",
+                token=token,
+                create_pr=create_pr,
+            )
+
+    def check_inputs(
+        self,
+        batch_size: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+        latents_shape: tuple[int, ...],
+        num_inference_steps: int,
+        callback_on_step_end_tensor_inputs: list[str],
+    ) -> None:
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"Got a list of {len(generator)} generators for a batch of {batch_size} pairs: pass one generator, "
+                f"or a list with one generator per pair."
+            )
+        if latents is not None and tuple(latents.shape) != latents_shape:
+            raise ValueError(
+                f"`latents` must have shape {latents_shape} (batch, 1, output size padded to a multiple of "
+                f"{self.unet.downsample_factor}), got {tuple(latents.shape)}."
+            )
+        if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` may only name {self._callback_tensor_inputs}, got {unknown}."
+            )
+        scheduler_prediction = self.scheduler.config.get("prediction_type", "epsilon")
+        if scheduler_prediction != self.unet.config.prediction_type:
+            raise ValueError(
+                f"The scheduler expects prediction_type={scheduler_prediction!r} but the U-Net was trained for "
+                f"{self.unet.config.prediction_type!r}: create the scheduler with "
+                f"`SchedulerClass.from_config(pipe.scheduler.config)` or pass "
+                f"prediction_type={self.unet.config.prediction_type!r}."
+            )
+
+    def prepare_extra_step_kwargs(self, generator: torch.Generator | list[torch.Generator] | None) -> dict[str, Any]:
+        """Pass `generator` to `scheduler.step` only where the scheduler accepts it (UniPC, DEIS, ... do not)."""
+        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        return {"generator": generator} if "generator" in accepted else {}
+
+    def prepare_latents(
+        self,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Initial noise of `shape`, scaled by the scheduler's `init_noise_sigma`."""
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        else:
+            latents = latents.to(device=device, dtype=dtype)
+        return latents * self.scheduler.init_noise_sigma
+
+    def encode_semantics(self, sources: torch.Tensor) -> torch.Tensor | None:
+        r"""
+        Per-modality image embeddings of the optional semantic encoder.
+
+        Args:
+            sources (`torch.Tensor` of shape `(batch, num_modalities, height, width)`): Source luminance in [0, 1].
+
+        Returns:
+            `torch.Tensor` of shape `(batch, num_modalities, projection_dim)`, or `None` without a semantic encoder.
+        """
+        if self.semantic_encoder is None:
+            return None
+        if self.feature_extractor is None:
+            raise ValueError("A `semantic_encoder` needs a `feature_extractor` (a CLIPImageProcessor) to go with it.")
+        batch, modalities = sources.shape[:2]
+        images = [image.repeat(3, 1, 1).float().cpu().numpy() for image in sources.flatten(0, 1).unsqueeze(1)]
+        pixel_values = self.feature_extractor(
+            images=images, return_tensors="pt", do_rescale=False, input_data_format="channels_first"
+        ).pixel_values
+        pixel_values = pixel_values.to(device=self.semantic_encoder.device, dtype=self.semantic_encoder.dtype)
+        embeds = self.semantic_encoder(pixel_values=pixel_values).image_embeds
+        return embeds.view(batch, modalities, -1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        infrared: PipelineImageInput,
+        visible: PipelineImageInput,
+        scale: float | None = None,
+        output_size: tuple[int, int] | None = None,
+        num_inference_steps: int = 10,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+    ) -> ImagePipelineOutput | tuple:
+        r"""
+        Fuse and super-resolve pairs of source images.
+
+        Args:
+            infrared (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
+                The first source of each pair (infrared, or MRI for medical pairs). Grey, RGB or RGBA, 8 or 16 bit;
+                numpy arrays as (H, W) or (H, W, C), tensors as (C, H, W) or (1, C, H, W), floats in [0, 1].
+            visible (same types as `infrared`):
+                The second source (visible, or CT/PET/SPECT), same size as its `infrared` partner. Its colour is kept.
+            scale (`float`, *optional*):
+                Upscaling factor, any number >= 1; the output is the input size times `scale`, rounded. 4 when
+                neither `scale` nor `output_size` is given.
+            output_size (`tuple[int, int]`, *optional*): Output (height, width), instead of `scale`.
+            num_inference_steps (`int`, defaults to 10): Denoising steps of the scheduler.
+            generator (`torch.Generator` or a list of them, *optional*): For deterministic sampling; a list gives
+                each pair of a batch its own generator.
+            latents (`torch.Tensor` of shape `(batch, 1, H, W)`, *optional*): Initial noise, H and W being the output
+                size padded to a multiple of `unet.downsample_factor`.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (float (B, H, W, C) in [0, 1]) or `"pt"`
+                (float (B, C, H, W) in [0, 1]).
+            return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
+            callback_on_step_end (`Callable`, *optional*): Called after every step as
+                `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return replaced tensors.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): Tensors passed to it.
+
+        Returns:
+            [`ImagePipelineOutput`] or `tuple`: the fused images.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        if scale is None and output_size is None:
+            scale = 4.0
+
+        inputs = prepare_pair_batch(infrared, visible)
+        batch_size = inputs.infrared.shape[0]
+        height, width = output_size_for(tuple(inputs.infrared.shape[-2:]), scale, output_size)
+        factor = self.unet.downsample_factor
+        latents_shape = (batch_size, 1, -(-height // factor) * factor, -(-width // factor) * factor)
+        self.check_inputs(
+            batch_size, generator, latents, latents_shape, num_inference_steps, callback_on_step_end_tensor_inputs
+        )
+
+        device = self._execution_device
+        dtype = self.unet.dtype
+
+        # 1. Conditions: upsampled luminance in [-1, 1], padded; encoded once.
+        sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
+        upsampled = resize(sources, (height, width))
+        conditions, _ = pad_to_multiple(upsampled, factor)
+        conditions = (conditions * 2 - 1).to(device=device, dtype=dtype)
+        semantic_embeds = self.encode_semantics(sources)
+        encoded = self.clarity_encoder(conditions.to(self.clarity_encoder.dtype), semantic_embeds=semantic_embeds)
+        context, features = encoded.context, encoded.features
+
+        # 2. Noise and timesteps.
+        latents = self.prepare_latents(latents_shape, dtype, device, generator, latents)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator)
+
+        # 3. Denoising loop.
+        timesteps = self.scheduler.timesteps
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                model_input = torch.cat([self.scheduler.scale_model_input(latents, t), conditions], dim=1)
+                prediction = self.unet(model_input, t, context, features, return_dict=False)[0]
+                latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
+
+                if callback_on_step_end is not None:
+                    callback_kwargs = {}
+                    for k in callback_on_step_end_tensor_inputs:
+                        callback_kwargs[k] = locals()[k]
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
+
+        # 4. Unpad, back to [0, 1], restore the visible image's chroma.
+        luminance = (crop_to(latents, (height, width)).float().cpu() + 1) / 2
+        chroma = None if inputs.visible_chroma is None else resize(inputs.visible_chroma, (height, width))
+        images = postprocess(luminance, chroma, inputs.is_colour, output_type)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
