@@ -13,7 +13,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import ModelCard, create_repo, snapshot_download, upload_folder
 from huggingface_hub.errors import HFValidationError
-from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+from transformers import CLIPVisionModelWithProjection
+from transformers.image_processing_utils import BaseImageProcessor
 
 from ..image_processor import (
     PipelineImageInput,
@@ -100,7 +101,8 @@ class FSDiffPipeline(DiffusionPipeline):
         semantic_encoder ([`~transformers.CLIPVisionModelWithProjection`], *optional*):
             A CLIP vision model whose image embedding of each source is appended to the context tokens. The clarity
             encoder must then be configured with `semantic_embed_dim` equal to its `projection_dim`.
-        feature_extractor ([`~transformers.CLIPImageProcessor`], *optional*): Preprocessing for `semantic_encoder`.
+        feature_extractor ([`~transformers.image_processing_utils.BaseImageProcessor`], *optional*):
+            Preprocessing for `semantic_encoder`, for example a `CLIPImageProcessorPil`.
     """
 
     model_cpu_offload_seq = "semantic_encoder->clarity_encoder->unet"
@@ -113,7 +115,7 @@ class FSDiffPipeline(DiffusionPipeline):
         clarity_encoder: ClarityMambaEncoder,
         scheduler: SchedulerMixin,
         semantic_encoder: CLIPVisionModelWithProjection | None = None,
-        feature_extractor: CLIPImageProcessor | None = None,
+        feature_extractor: BaseImageProcessor | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -246,7 +248,7 @@ class FSDiffPipeline(DiffusionPipeline):
         if self.semantic_encoder is None:
             return None
         if self.feature_extractor is None:
-            raise ValueError("A `semantic_encoder` needs a `feature_extractor` (a CLIPImageProcessor) to go with it.")
+            raise ValueError("A `semantic_encoder` needs a `feature_extractor` (a CLIP image processor) to go with it.")
         batch, modalities = sources.shape[:2]
         images = [image.repeat(3, 1, 1).float().cpu().numpy() for image in sources.flatten(0, 1).unsqueeze(1)]
         pixel_values = self.feature_extractor(

@@ -1,0 +1,221 @@
+"""Tests of FSDiffPipeline, in the manner of diffusers' PipelineTesterMixin."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from PIL import Image
+from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+import diffusers
+from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
+
+from .conftest import tiny_encoder, tiny_pipeline
+
+
+def run(pipe: FSDiffPipeline, infrared, visible, seed: int = 0, **kwargs):
+    kwargs = {"scale": 2, "num_inference_steps": 2, "output_type": "np", **kwargs}
+    return pipe(infrared, visible, generator=torch.Generator().manual_seed(seed), **kwargs).images
+
+
+def test_output_types_and_colour(pipe, pair):
+    infrared, visible = pair
+    as_np = run(pipe, infrared, visible)
+    assert as_np.shape == (1, 24, 32, 3) and as_np.dtype == np.float32
+    assert 0 <= as_np.min() and as_np.max() <= 1
+    as_pt = run(pipe, infrared, visible, output_type="pt")
+    assert as_pt.shape == (1, 3, 24, 32)
+    np.testing.assert_allclose(as_pt.permute(0, 2, 3, 1).numpy(), as_np, atol=1e-6)
+    as_pil = run(pipe, infrared, visible, output_type="pil")
+    assert isinstance(as_pil[0], Image.Image) and as_pil[0].mode == "RGB" and as_pil[0].size == (32, 24)
+    grey = run(pipe, infrared, visible.mean(-1).astype(np.uint8), output_type="pil")
+    assert grey[0].mode == "L"
+
+
+def zero_latents(pipeline, step, timestep, tensors):
+    """A step-end callback that replaces the sample by zeros: the fused luminance becomes mid grey (0.5)."""
+    return {"latents": torch.zeros_like(tensors["latents"])}
+
+
+def test_colour_comes_from_the_visible_chroma(pipe, pair):
+    """With the luminance forced to mid grey, the output's chroma is the visible image's chroma."""
+    infrared, _ = pair
+    visible = np.empty((12, 16, 3), dtype=np.uint8)
+    visible[...] = (150, 120, 100)
+    out = run(pipe, infrared, visible, output_type="pil", callback_on_step_end=zero_latents)[0].convert("YCbCr")
+    expected = np.asarray(Image.fromarray(visible).convert("YCbCr"))[0, 0]
+    np.testing.assert_allclose(np.asarray(out)[..., 0], 128, atol=1)
+    np.testing.assert_allclose(np.asarray(out)[..., 1:], np.broadcast_to(expected[1:], (24, 32, 2)), atol=2)
+
+
+def test_scale_and_output_size(pipe, pair):
+    infrared, visible = pair
+    assert run(pipe, infrared, visible, scale=2.5).shape == (1, 30, 40, 3)
+    assert run(pipe, infrared, visible, scale=1).shape == (1, 12, 16, 3)
+    assert run(pipe, infrared, visible, scale=None, output_size=(20, 50)).shape == (1, 20, 50, 3)
+    default = pipe(infrared, visible, num_inference_steps=1, output_type="np").images
+    assert default.shape == (1, 48, 64, 3)  # x4 when neither is given
+
+
+def test_deterministic_with_generator(pipe, pair):
+    first, second = run(pipe, *pair), run(pipe, *pair)
+    np.testing.assert_array_equal(first, second)
+    assert np.abs(run(pipe, *pair, seed=1) - first).max() > 1e-4
+
+
+def test_batch_equals_single_runs(pipe, pair):
+    infrared, visible = pair
+    others = (np.flip(infrared, 0).copy(), np.flip(visible, 1).copy())
+    generators = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    batched = pipe(
+        [infrared, others[0]], [visible, others[1]], scale=2, num_inference_steps=2, output_type="np",
+        generator=generators,
+    ).images
+    singles = [run(pipe, infrared, visible, seed=3)[0], run(pipe, *others, seed=4)[0]]
+    # Equal up to float rounding: oneDNN picks other kernels for other batch sizes.
+    np.testing.assert_allclose(batched, np.stack(singles), atol=2e-4)
+
+
+def test_dict_and_tuple_outputs(pipe, pair):
+    as_dict = pipe(*pair, scale=2, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0))
+    assert isinstance(as_dict, ImagePipelineOutput)
+    as_tuple = pipe(
+        *pair, scale=2, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0),
+        return_dict=False,
+    )
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 1
+    np.testing.assert_array_equal(as_tuple[0], as_dict.images)
+
+
+def test_latents_and_callback(pipe, pair):
+    latents = torch.randn(1, 1, 24, 32, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def callback(pipeline, step, timestep, tensors):
+        seen.append((step, tensors["latents"].shape))
+        return zero_latents(pipeline, step, timestep, tensors)
+
+    grey_visible = pair[1].mean(-1).astype(np.uint8)
+    out = run(pipe, pair[0], grey_visible, latents=latents, callback_on_step_end=callback)
+    assert [s for s, _ in seen] == [0, 1] and seen[0][1] == (1, 1, 24, 32)
+    np.testing.assert_allclose(out, 0.5, atol=1e-6)  # the callback's zeros became the result
+    # Given latents replace the generator's noise.
+    np.testing.assert_array_equal(run(pipe, pair[0], grey_visible, latents=latents, seed=5), run(pipe, pair[0], grey_visible, latents=latents))
+    with pytest.raises(ValueError, match=r"latents` must have shape \(1, 1, 24, 32\)"):
+        run(pipe, *pair, latents=torch.randn(1, 1, 12, 16))
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        run(pipe, *pair, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
+
+
+@pytest.mark.parametrize("scheduler_name", DDPMScheduler._compatibles)
+def test_every_compatible_scheduler(pipe, pair, scheduler_name):
+    scheduler_class = getattr(diffusers, scheduler_name)
+    # DPMSolverSDE draws its Brownian noise from its own seed, not from the generator.
+    extra = {"noise_sampler_seed": 0} if scheduler_name == "DPMSolverSDEScheduler" else {}
+    pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, **extra)
+    out = run(pipe, *pair, num_inference_steps=4)  # PNDM's Runge-Kutta warm-up needs at least 4 steps
+    assert out.shape == (1, 24, 32, 3) and np.isfinite(out).all()
+    np.testing.assert_array_equal(run(pipe, *pair, num_inference_steps=4), out)
+
+
+def test_prediction_type_mismatch_is_reported(pipe, pair):
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, prediction_type="v_prediction")
+    with pytest.raises(ValueError, match="prediction_type='v_prediction'.*from_config"):
+        run(pipe, *pair)
+
+
+def test_save_load_round_trip(tmp_path, pipe, pair):
+    expected = run(pipe, *pair)
+    pipe.save_pretrained(tmp_path)
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    index = (tmp_path / "model_index.json").read_text()
+    assert '"fsdiff_diffusers.models.unet_fsdiff"' in index and '"fsdiff_diffusers.models.clarity_mamba"' in index
+    reloaded = FSDiffPipeline.from_pretrained(tmp_path)
+    reloaded.set_progress_bar_config(disable=True)
+    assert isinstance(reloaded.unet, FSDiffUNet2DModel) and isinstance(reloaded.clarity_encoder, ClarityMambaEncoder)
+    assert reloaded.semantic_encoder is None
+    for (name, a), (_, b) in zip(pipe.unet.state_dict().items(), reloaded.unet.state_dict().items()):
+        assert torch.equal(a, b), name
+    # Same weights, same noise; outputs equal up to float rounding (memory-mapped weights can select other
+    # oneDNN kernels), as in diffusers' own save/load tests.
+    np.testing.assert_allclose(run(reloaded, *pair), expected, atol=1e-4)
+
+
+def test_float16_variant(tmp_path, pipe, pair):
+    pipe.to(torch.float16).save_pretrained(tmp_path, variant="fp16")
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    reloaded = FSDiffPipeline.from_pretrained(tmp_path, variant="fp16", torch_dtype=torch.float16)
+    reloaded.set_progress_bar_config(disable=True)
+    assert reloaded.unet.dtype == reloaded.clarity_encoder.dtype == torch.float16
+    for (name, a), (_, b) in zip(pipe.unet.state_dict().items(), reloaded.unet.state_dict().items()):
+        assert torch.equal(a, b), name
+    out = run(reloaded, *pair)
+    assert out.shape == (1, 24, 32, 3) and np.isfinite(out).all()
+
+
+def test_semantic_encoder_path(tmp_path, pair):
+    """An optional CLIP vision model adds one token per modality (tiny random CLIP: no download possible here)."""
+    torch.manual_seed(0)
+    clip = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=16, intermediate_size=32, projection_dim=12, num_hidden_layers=1, num_attention_heads=2,
+            image_size=32, patch_size=8,
+        )
+    ).eval()
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    pipe = tiny_pipeline(clarity_encoder=tiny_encoder(semantic_embed_dim=12))
+    pipe.semantic_encoder, pipe.feature_extractor = None, None
+    pipe.register_modules(semantic_encoder=clip, feature_extractor=processor)
+    embeds = pipe.encode_semantics(torch.rand(2, 2, 12, 16))
+    assert embeds.shape == (2, 2, 12)
+    out = run(pipe, *pair)
+    assert out.shape == (1, 24, 32, 3)
+    pipe.save_pretrained(tmp_path)
+    reloaded = FSDiffPipeline.from_pretrained(tmp_path)
+    reloaded.set_progress_bar_config(disable=True)
+    assert isinstance(reloaded.semantic_encoder, CLIPVisionModelWithProjection)
+    np.testing.assert_allclose(run(reloaded, *pair), out, atol=1e-4)
+
+
+def test_real_pair_with_default_architecture(data_dir):
+    """A real TNO pair through a randomly initialised default-size pipeline, at a small size."""
+    infrared = Image.open(data_dir / "TNO" / "ir" / "01.png")
+    visible = Image.open(data_dir / "TNO" / "vi" / "01.png")
+    infrared, visible = (image.resize((48, 36), Image.BICUBIC) for image in (infrared, visible))
+    torch.manual_seed(0)
+    pipe = FSDiffPipeline(unet=FSDiffUNet2DModel(), clarity_encoder=ClarityMambaEncoder(), scheduler=default_scheduler())
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(infrared, visible, scale=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
+    assert out.size == (96, 72) and out.mode == "L"  # TNO stores grey as RGB: a grey visible gives a grey result
+    pixels = np.asarray(out)
+    assert pixels.std() > 0
+
+
+@pytest.mark.parametrize(
+    "infrared, visible, kwargs, error, match",
+    [
+        (np.zeros((12, 16)), np.zeros((12, 18)), {}, ValueError, "same size"),
+        (np.zeros((12, 16)), np.zeros((12, 16)), {"scale": 0.5}, ValueError, "scale"),
+        (np.full((12, 16), np.nan), np.zeros((12, 16)), {}, ValueError, "NaN"),
+        (np.zeros((0, 16)), np.zeros((0, 16)), {}, ValueError, "empty"),
+        (np.zeros((1, 1)), np.zeros((1, 1)), {}, ValueError, "2x2"),
+        (np.zeros((12, 16, 5)), np.zeros((12, 16)), {}, ValueError, "channels"),
+        ([np.zeros((12, 16))] * 2, [np.zeros((12, 16))], {}, ValueError, "2 infrared and 1 visible"),
+        (
+            np.zeros((12, 16)), np.zeros((12, 16)),
+            {"generator": [torch.Generator(), torch.Generator()]}, ValueError, "2 generators for a batch of 1",
+        ),
+        (np.zeros((12, 16)), np.zeros((12, 16)), {"num_inference_steps": 0}, ValueError, "num_inference_steps"),
+        (np.zeros((12, 16)), np.zeros((12, 16)), {"output_type": "latent"}, ValueError, "output_type"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(pipe, infrared, visible, kwargs, error, match):
+    kwargs = {"scale": 2, "num_inference_steps": 1, **kwargs}
+    with pytest.raises(error, match=match):
+        pipe(infrared, visible, **kwargs)
+
+
+def test_missing_weights_folder_is_reported(tmp_path):
+    with pytest.raises((OSError, ValueError), match="model_index.json|folder"):
+        FSDiffPipeline.from_pretrained(tmp_path)
