@@ -471,11 +471,6 @@ def test_from_pretrained_absent_hub_id_offline_fails_without_network(tmp_path, h
     assert hub_offline == []
 
 
-@pytest.mark.xfail(
-    reason="huggingface_hub's LocalEntryNotFoundError ('Cannot find an appropriate cached snapshot folder ...') "
-    "names neither the repo id nor a missing local folder",
-    strict=False,
-)
 def test_from_pretrained_absent_hub_id_offline_error_names_it(tmp_path, hub_offline):
     with pytest.raises((OSError, ValueError), match="fsdiff-org/no-such-model"):
         FSDiffPipeline.from_pretrained("fsdiff-org/no-such-model", cache_dir=tmp_path)

@@ -12,7 +12,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import ModelCard, create_repo, snapshot_download, upload_folder
-from huggingface_hub.errors import HFValidationError
+from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
 from transformers import CLIPVisionModelWithProjection
 from transformers.image_processing_utils import BaseImageProcessor
 
@@ -137,13 +137,20 @@ class FSDiffPipeline(DiffusionPipeline):
         `variant`, components to replace, ...) go to [`DiffusionPipeline.from_pretrained`].
         """
         if not os.path.isdir(pretrained_model_name_or_path):
+            name = str(pretrained_model_name_or_path)
             download_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
             try:
-                pretrained_model_name_or_path = snapshot_download(str(pretrained_model_name_or_path), **download_kwargs)
+                pretrained_model_name_or_path = snapshot_download(name, **download_kwargs)
             except HFValidationError as error:
                 raise ValueError(
-                    f"{str(pretrained_model_name_or_path)!r} is neither a folder nor a valid Hub repository id "
-                    "('org/name'): pass the folder written by `save_pretrained` or a Hub id."
+                    f"{name!r} is neither a folder nor a valid Hub repository id ('org/name'): pass the folder "
+                    "written by `save_pretrained` or a Hub id."
+                ) from error
+            except (LocalEntryNotFoundError, RepositoryNotFoundError) as error:
+                raise OSError(
+                    f"No folder {name!r} exists, and no Hub repository {name!r} could be found "
+                    f"({type(error).__name__}: offline without it in the cache, or absent/private on the Hub). "
+                    "Pass the folder written by `save_pretrained`, or a Hub id that is cached or reachable."
                 ) from error
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
