@@ -219,3 +219,12 @@ def test_bad_inputs_raise_clear_errors(pipe, infrared, visible, kwargs, error, m
 def test_missing_weights_folder_is_reported(tmp_path):
     with pytest.raises((OSError, ValueError), match="model_index.json|folder"):
         FSDiffPipeline.from_pretrained(tmp_path)
+
+
+def test_encoder_runs_once_per_call(pipe, pair):
+    """The clarity encoder sees only the conditions: one run per call, however many denoising steps."""
+    calls = {"clarity_encoder": 0, "unet": 0}
+    for name in calls:
+        getattr(pipe, name).register_forward_hook(lambda *args, name=name: calls.__setitem__(name, calls[name] + 1))
+    run(pipe, *pair, num_inference_steps=5)
+    assert calls == {"clarity_encoder": 1, "unet": 5}
