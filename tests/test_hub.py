@@ -29,7 +29,9 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
+from fsdiff_diffusers import FSDiffPipeline
+
+from .conftest import tiny_pipeline as make_tiny_pipeline
 
 
 pipeline_fsdiff = importlib.import_module("fsdiff_diffusers.pipelines.pipeline_fsdiff")
@@ -64,28 +66,7 @@ def sources() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tiny_pipeline() -> FSDiffPipeline:
-    torch.manual_seed(0)
-    unet = FSDiffUNet2DModel(
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        cross_attention_levels=(False, True),
-        mamba_levels=(False, False),
-        cross_attention_dim=32,
-        attention_head_dim=16,
-        encoder_feature_channels=(8, 16),
-        norm_num_groups=8,
-    )
-    encoder = ClarityMambaEncoder(
-        block_out_channels=(8, 16),
-        clarity_level=1,
-        num_mamba_layers=1,
-        context_dim=32,
-        context_grid=2,
-        norm_num_groups=2,
-    )
-    pipe = FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return make_tiny_pipeline()
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +88,12 @@ def loaded_reference(saved_pipeline, sources, reference_output) -> np.ndarray:
     Loaded weights equal the original's exactly, but safetensors hands them out memory-mapped at offsets that are not
     64-byte aligned, and the CPU kernels then take paths that differ from the original's in the last bit (up to ~1e-6
     here; cloning the loaded parameters makes the outputs bitwise equal again). Loaded copies are therefore compared
-    bitwise with this, and with the in-memory original to float32 rounding.
+    bitwise with this, and with the in-memory original to float32 rounding amplified by the sampler (1e-4, as in diffusers' tests).
     """
     pipe = FSDiffPipeline.from_pretrained(saved_pipeline)
     pipe.set_progress_bar_config(disable=True)
     output = _run(pipe, *sources)
-    np.testing.assert_allclose(output, reference_output, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(output, reference_output, rtol=0, atol=1e-4)
     return output
 
 
