@@ -1,0 +1,58 @@
+# Copyright 2025 The FS-Diff Diffusers authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Image fusion metrics: EN, SD, SF, AG, MI, SCD, VIF, Qabf, Nabf, SSIM, MS-SSIM, CC and PSNR.
+
+Implementations in the field disagree (MI in bits or nats, SSIM as a sum or a mean, three PSNRs).
+The default ``convention="vifb"`` follows the MATLAB code of the VIFB benchmark (Zhang et al.,
+CVPR-W 2020); ``convention="cddfuse"`` reproduces the Python ``Evaluator`` of CDDFuse / DDFM.
+Images are floats in the 0..255 range, ``(H, W)`` or ``(H, W, C)`` (channels-last, numpy or torch);
+colour images are evaluated per channel and averaged. Every function's docstring states its exact
+definition, its behaviour on constant images and whether higher or lower is better.
+
+Example:
+
+```py
+>>> from fsdiff_diffusers.metrics import evaluate, qabf
+>>> scores = evaluate(fused, infrared, visible)  # {"EN": ..., "SD": ..., ..., "PSNR": ...}
+>>> qabf(fused, infrared, visible)
+```
+"""
+
+from .evaluate import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
+from .gradient import average_gradient, nabf, qabf, spatial_frequency
+from .information import entropy, mutual_information
+from .statistics import correlation_coefficient, psnr, scd, standard_deviation
+from .structural import ms_ssim, ssim
+from .vif import vif
+
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "average_gradient",
+    "correlation_coefficient",
+    "entropy",
+    "evaluate",
+    "metric_names",
+    "ms_ssim",
+    "mutual_information",
+    "nabf",
+    "psnr",
+    "qabf",
+    "scd",
+    "spatial_frequency",
+    "ssim",
+    "standard_deviation",
+    "vif",
+]

@@ -1,0 +1,56 @@
+# Copyright 2025 The FS-Diff Diffusers authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Filters shared by several metrics: Gaussian windows (SSIM, MS-SSIM, VIF) and Sobel gradients (Qabf, Nabf)."""
+
+from typing import Tuple
+
+import numpy as np
+from scipy import ndimage
+
+
+def gaussian_window(size: int, sigma: float) -> np.ndarray:
+    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)``: ``outer(w, w)`` is the 2-D window.
+
+    (fspecial also zeroes taps below ``eps * max``; no window used here has such taps.)
+    """
+    offsets = np.arange(size) - (size - 1) / 2
+    window = np.exp(-(offsets**2) / (2 * sigma**2))
+    return window / window.sum()
+
+
+def filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Correlate `image` with the separable window ``outer(window, window)``, keeping the 'valid' part.
+
+    Equals MATLAB's ``filter2(outer(window, window), image, 'valid')``: the output is
+    ``(H - n + 1, W - n + 1)`` for an n-tap window.
+    """
+    radius = (len(window) - 1) // 2
+    filtered = ndimage.correlate1d(ndimage.correlate1d(image, window, axis=0), window, axis=1)
+    return filtered[radius : image.shape[0] - radius, radius : image.shape[1] - radius]
+
+
+def sobel(image: np.ndarray, mode: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Sobel responses ``(gx, gy)`` of `image`, unscaled, same size as the input.
+
+    ``gx`` is the correlation with ``[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` (right minus left) and
+    ``gy`` with its transpose (bottom minus top). `mode` is the border extension (numpy.pad):
+    ``"constant"`` (zeros) is MATLAB's ``conv2(..., 'same')``, ``"reflect"`` the mirror extension
+    without edge repetition used by Kumar's ``per_extn_im_fn``.
+    """
+    padded = np.pad(image, 1, mode=mode)
+    smooth_rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
+    derive_rows = padded[2:] - padded[:-2]
+    gx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
+    gy = derive_rows[:, :-2] + 2 * derive_rows[:, 1:-1] + derive_rows[:, 2:]
+    return gx, gy

@@ -1,0 +1,153 @@
+# Copyright 2025 The FS-Diff Diffusers authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Structural similarity: SSIM (Wang et al. 2004) and multi-scale SSIM (Wang et al. 2003)."""
+
+from functools import partial
+from typing import Callable, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from ._filters import filter_valid, gaussian_window
+from ._images import Convention, ImageLike, channel_mean, check_convention, require_size
+
+
+_K1, _K2 = 0.01, 0.03
+_WINDOW = gaussian_window(11, 1.5)
+_MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+# CDDFuse calls scikit-image's structural_similarity on float32 images without `data_range`;
+# scikit-image <= 0.19 then took the float dtype range -1..1, i.e. a data range of 2.
+_CDDFUSE_WINDOW, _CDDFUSE_DATA_RANGE = 7, 2.0
+
+
+Moments = Tuple[np.ndarray, np.ndarray]
+Smooth = Callable[[np.ndarray], np.ndarray]
+
+
+def _local_moments(image: np.ndarray, smooth: Smooth) -> Moments:
+    """Local mean and (population) variance of `image` under the window of `smooth`."""
+    mean = smooth(image)
+    variance = smooth(image * image)
+    variance -= mean * mean
+    return mean, variance
+
+
+def _ssim_maps(
+    x: np.ndarray,
+    y: np.ndarray,
+    moments_x: Moments,
+    moments_y: Moments,
+    smooth: Smooth,
+    data_range: float,
+    cov_norm: float = 1.0,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Local SSIM and contrast-structure maps ``(l * cs, cs)`` of `x` and `y`, given their local moments.
+
+    `cov_norm` rescales the (population) local (co)variances, e.g. ``n / (n - 1)`` for sample ones.
+    """
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    (mean_x, var_x), (mean_y, var_y) = moments_x, moments_y
+    covariance = smooth(x * y)
+    covariance -= mean_x * mean_y
+    contrast_structure = (2 * cov_norm * covariance + c2) / (cov_norm * (var_x + var_y) + c2)
+    luminance = (2 * mean_x * mean_y + c1) / (mean_x * mean_x + mean_y * mean_y + c1)
+    return luminance * contrast_structure, contrast_structure
+
+
+def _ssim_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray, convention: Convention) -> float:
+    """``SSIM(A, F) + SSIM(B, F)``: VIFB's ``ssim`` (11x11 Gaussian window, sigma 1.5, L = 255, mean over
+    the 'valid' region) or scikit-image's ``structural_similarity`` as CDDFuse ran it (7x7 uniform window
+    with reflected borders, sample covariances, data range 2, mean without a 3-pixel border)."""
+    if convention == "vifb":
+        require_size(fused, len(_WINDOW), "SSIM")
+        smooth, data_range, cov_norm, border = partial(filter_valid, window=_WINDOW), 255.0, 1.0, 0
+    else:
+        require_size(fused, _CDDFUSE_WINDOW, "SSIM")
+        samples = _CDDFUSE_WINDOW**2
+        smooth = partial(ndimage.uniform_filter, size=_CDDFUSE_WINDOW)
+        data_range, cov_norm, border = _CDDFUSE_DATA_RANGE, samples / (samples - 1), (_CDDFUSE_WINDOW - 1) // 2
+    moments_f = _local_moments(fused, smooth)
+    total = 0.0
+    for source in (a, b):
+        moments = _local_moments(source, smooth)
+        ssim_map = _ssim_maps(source, fused, moments, moments_f, smooth, data_range, cov_norm)[0]
+        total += float(ssim_map[border : ssim_map.shape[0] - border, border : ssim_map.shape[1] - border].mean())
+    return total
+
+
+def ssim(fused: ImageLike, a: ImageLike, b: ImageLike, convention: Convention = "vifb") -> float:
+    r"""Structural similarity ``SSIM(A, F) + SSIM(B, F)``, in -2..2 (2 for F = A = B). Higher is better.
+
+    - VIFB (``metricsSsim.m``): Gaussian 11x11 window with sigma 1.5, ``C1 = (0.01 L)^2``,
+      ``C2 = (0.03 L)^2``, L = 255, population local (co)variances, mean over the 'valid' region
+      (images must be at least 11x11).
+    - CDDFuse (``Evaluator.SSIM``: scikit-image ``structural_similarity`` on float32 images, whose
+      default data range was the float dtype's -1..1): 7x7 uniform window, L = 2, sample (co)variances,
+      mean over the map without a 3-pixel border. scikit-image is not needed: this is computed here.
+
+    The constants keep constant images finite: two constants ``x, y`` give ``(2xy + C1) / (x^2 + y^2 + C1)``.
+    Symmetric in (A, B).
+
+    Args:
+        fused: the fused image, 0..255, ``(H, W)`` or ``(H, W, C)``.
+        a, b: the two source images, same height and width.
+        convention: ``"vifb"`` (default) or ``"cddfuse"``.
+    """
+    check_convention(convention)
+    return channel_mean(_ssim_plane, fused, a, b, convention=convention)
+
+
+def _halve(plane: np.ndarray) -> np.ndarray:
+    """MS-SSIM's downsampling: 2x2 box filter with symmetric borders, then every second pixel (MATLAB
+    ``imfilter(x, ones(2)/4, 'symmetric')`` followed by ``x(1:2:end, 1:2:end)``)."""
+    padded = np.pad(plane, ((0, plane.shape[0] % 2), (0, plane.shape[1] % 2)), mode="symmetric")
+    return (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) / 4
+
+
+def _ms_ssim_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """``MS-SSIM(A, F) + MS-SSIM(B, F)`` after Wang's ``msssim.m``: per source, the product of the mean
+    contrast-structure at scales 1-4 and the mean SSIM at scale 5, each to its weight; negative means
+    are clipped to 0 (MATLAB would return a complex number)."""
+    scales = len(_MS_SSIM_WEIGHTS)
+    require_size(fused, len(_WINDOW) * 2 ** (scales - 1), "MS-SSIM")
+    smooth = partial(filter_valid, window=_WINDOW)
+    images, values = (fused, a, b), [1.0, 1.0]
+    for scale, weight in enumerate(_MS_SSIM_WEIGHTS):
+        if scale > 0:
+            images = tuple(_halve(image) for image in images)
+        moments_f = _local_moments(images[0], smooth)
+        for index, source in enumerate(images[1:]):
+            ssim_map, contrast_structure = _ssim_maps(
+                source, images[0], _local_moments(source, smooth), moments_f, smooth, 255.0
+            )
+            term = ssim_map if scale == scales - 1 else contrast_structure
+            values[index] *= max(float(term.mean()), 0.0) ** weight
+    return sum(values)
+
+
+def ms_ssim(fused: ImageLike, a: ImageLike, b: ImageLike) -> float:
+    r"""Multi-scale SSIM ``MS-SSIM(A, F) + MS-SSIM(B, F)``, in 0..2 (2 for F = A = B). Higher is better.
+
+    Neither VIFB nor CDDFuse has MS-SSIM; this follows Wang, Simoncelli & Bovik (2003) and their
+    ``msssim.m``: five scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), the VIFB SSIM
+    window (Gaussian 11x11, sigma 1.5, L = 255, 'valid' region), 2x2 mean downsampling between
+    scales; the contrast-structure term at scales 1-4, the full SSIM at scale 5. Summed over the two
+    sources like SSIM. Images must be at least 176x176 (11 pixels at the coarsest scale). Constant
+    images are finite (see `ssim`). Symmetric in (A, B).
+
+    Args:
+        fused: the fused image, 0..255, ``(H, W)`` or ``(H, W, C)``.
+        a, b: the two source images, same height and width.
+    """
+    return channel_mean(_ms_ssim_plane, fused, a, b)
