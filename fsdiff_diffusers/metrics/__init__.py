@@ -29,12 +29,12 @@ Example:
 ```
 """
 
-from .evaluate import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
+from .evaluation import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
 from .gradient import average_gradient, nabf, qabf, spatial_frequency
 from .information import entropy, mutual_information
 from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
-from .vif import vif
+from .visual_fidelity import vif
 
 
 __all__ = [

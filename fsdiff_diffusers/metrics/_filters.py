@@ -49,8 +49,12 @@ def sobel(image: np.ndarray, mode: str) -> Tuple[np.ndarray, np.ndarray]:
     without edge repetition used by Kumar's ``per_extn_im_fn``.
     """
     padded = np.pad(image, 1, mode=mode)
-    smooth_rows = padded[:-2] + 2 * padded[1:-1] + padded[2:]
-    derive_rows = padded[2:] - padded[:-2]
-    gx = smooth_rows[:, 2:] - smooth_rows[:, :-2]
-    gy = derive_rows[:, :-2] + 2 * derive_rows[:, 1:-1] + derive_rows[:, 2:]
+    rows = 2 * padded[1:-1]  # [1, 2, 1] down the columns ...
+    rows += padded[:-2]
+    rows += padded[2:]
+    gx = rows[:, 2:] - rows[:, :-2]  # ... then [-1, 0, 1] along the rows
+    rows = padded[2:] - padded[:-2]  # [-1, 0, 1] down the columns ...
+    gy = 2 * rows[:, 1:-1]  # ... then [1, 2, 1] along the rows
+    gy += rows[:, :-2]
+    gy += rows[:, 2:]
     return gx, gy

@@ -71,7 +71,24 @@ def average_gradient(fused: ImageLike, convention: Convention = "vifb") -> float
 
 def _sigmoid(x: np.ndarray, scale: float, slope: float, centre: float) -> np.ndarray:
     """``scale / (1 + exp(-slope * (x - centre)))``: the edge-preservation response of Petrovic's measures."""
-    return scale / (1 + np.exp(-slope * (x - centre)))
+    response = np.subtract(centre, x)
+    response *= slope
+    np.exp(response, out=response)
+    response += 1
+    return np.divide(scale, response, out=response)
+
+
+def _edge_strength(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """``sqrt(gx^2 + gy^2)``."""
+    strength = gx * gx
+    strength += gy * gy
+    return np.sqrt(strength, out=strength)
+
+
+def _relative_strength(strength: np.ndarray, strength_f: np.ndarray) -> np.ndarray:
+    """The smaller over the larger of two edge strengths; 0 where either vanishes."""
+    relative = np.minimum(strength, strength_f)
+    return np.divide(relative, np.maximum(strength, strength_f), out=relative, where=relative > 0)
 
 
 def _qabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -81,8 +98,9 @@ def _qabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     ``atan(SAy / SAx)`` (not atan2) and pi/2 wherever ``SAx == 0`` (``atan(inf)`` here).
     """
     gx, gy = sobel(plane, mode="constant")
-    ratio = np.divide(-gy, gx, out=np.full_like(gx, np.inf), where=gx != 0)
-    return np.sqrt(gx * gx + gy * gy), np.arctan(ratio)
+    np.negative(gx, out=gx)
+    angle = np.divide(gy, gx, out=np.full_like(gx, np.inf), where=gx != 0)
+    return _edge_strength(gx, gy), np.arctan(angle, out=angle)
 
 
 def _qabf_preservation(strength: np.ndarray, angle: np.ndarray, strength_f: np.ndarray, angle_f: np.ndarray):
@@ -91,11 +109,14 @@ def _qabf_preservation(strength: np.ndarray, angle: np.ndarray, strength_f: np.n
     Relative strength is ``min/max`` of the two strengths, except that where they are equal
     ``metricsQabf.m`` takes the strength itself (kept here for fidelity).
     """
-    high = np.maximum(strength, strength_f)
-    relative = np.divide(np.minimum(strength, strength_f), high, out=np.zeros_like(high), where=high > 0)
+    relative = _relative_strength(strength, strength_f)
     np.copyto(relative, strength_f, where=strength == strength_f)
-    alignment = 1 - np.abs(angle - angle_f) / (np.pi / 2)
-    return _sigmoid(relative, 0.9994, 15, 0.5) * _sigmoid(alignment, 0.9879, 22, 0.8)
+    alignment = np.abs(angle - angle_f)
+    alignment *= -2 / np.pi
+    alignment += 1
+    preservation = _sigmoid(relative, 0.9994, 15, 0.5)
+    preservation *= _sigmoid(alignment, 0.9879, 22, 0.8)
+    return preservation
 
 
 def _qabf_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -141,15 +162,18 @@ def _nabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         angle = np.arctan(gx / gy)
     angle[np.isnan(angle)] = 0.0
-    return np.sqrt(gx * gx + gy * gy), angle
+    return _edge_strength(gx, gy), angle
 
 
 def _nabf_preservation(strength: np.ndarray, angle: np.ndarray, strength_f: np.ndarray, angle_f: np.ndarray):
     """Edge preservation ``Q^{XF} = sqrt(Q_g Q_a)`` of Petrovic's objective measures (Kumar's parameters)."""
-    low = np.minimum(strength, strength_f)
-    relative = np.divide(low, np.maximum(strength, strength_f), out=np.zeros_like(low), where=low > 0)
-    alignment = np.abs(np.abs(angle - angle_f) - np.pi / 2) * (2 / np.pi)
-    return np.sqrt(_sigmoid(relative, 0.9999, 19, 0.5) * _sigmoid(alignment, 0.9995, 22, 0.5))
+    alignment = np.abs(angle - angle_f)
+    alignment -= np.pi / 2
+    np.abs(alignment, out=alignment)
+    alignment *= 2 / np.pi
+    preservation = _sigmoid(_relative_strength(strength, strength_f), 0.9999, 19, 0.5)
+    preservation *= _sigmoid(alignment, 0.9995, 22, 0.5)
+    return np.sqrt(preservation, out=preservation)
 
 
 def _nabf_weight(strength: np.ndarray) -> np.ndarray:
@@ -160,12 +184,15 @@ def _nabf_weight(strength: np.ndarray) -> np.ndarray:
 def _nabf_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     strength_f, angle_f = _nabf_edges(fused)
     edges = [_nabf_edges(source) for source in (a, b)]
+    # Only artefact pixels (F's edge stronger than both sources') enter the numerator.
     artefact = (strength_f > edges[0][0]) & (strength_f > edges[1][0])
+    strength_f, angle_f = strength_f[artefact], angle_f[artefact]
     numerator = weight_sum = 0.0
     for strength, angle in edges:
         weight = _nabf_weight(strength)
-        numerator += (artefact * (1 - _nabf_preservation(strength, angle, strength_f, angle_f)) * weight).sum()
         weight_sum += weight.sum()
+        loss = 1 - _nabf_preservation(strength[artefact], angle[artefact], strength_f, angle_f)
+        numerator += (loss * weight[artefact]).sum()
     return float(numerator / weight_sum)
 
 

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Structural similarity: SSIM (Wang et al. 2004) and multi-scale SSIM (Wang et al. 2003)."""
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Tuple
 
@@ -26,62 +27,73 @@ from ._images import Convention, ImageLike, channel_mean, check_convention, requ
 _K1, _K2 = 0.01, 0.03
 _WINDOW = gaussian_window(11, 1.5)
 _MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-# CDDFuse calls scikit-image's structural_similarity on float32 images without `data_range`;
-# scikit-image <= 0.19 then took the float dtype range -1..1, i.e. a data range of 2.
-_CDDFUSE_WINDOW, _CDDFUSE_DATA_RANGE = 7, 2.0
-
 
 Moments = Tuple[np.ndarray, np.ndarray]
-Smooth = Callable[[np.ndarray], np.ndarray]
 
 
-def _local_moments(image: np.ndarray, smooth: Smooth) -> Moments:
-    """Local mean and (population) variance of `image` under the window of `smooth`."""
-    mean = smooth(image)
-    variance = smooth(image * image)
+@dataclass(frozen=True)
+class _SSIMSettings:
+    """How one implementation computes SSIM."""
+
+    smooth: Callable[[np.ndarray], np.ndarray]  # local weighted mean
+    min_size: int  # smallest image side the window fits in
+    data_range: float  # L in C1 = (K1 L)^2, C2 = (K2 L)^2
+    cov_norm: float  # 1 for population (co)variances, n / (n - 1) for sample ones
+    border: int  # pixels dropped on each side of the map before averaging
+
+
+_SSIM_SETTINGS = {
+    # metricsSsim.m: fspecial('gaussian', 11, 1.5), filter2(..., 'valid'), L = 255.
+    "vifb": _SSIMSettings(partial(filter_valid, window=_WINDOW), len(_WINDOW), 255.0, 1.0, 0),
+    # CDDFuse calls scikit-image's structural_similarity on float32 images without `data_range`;
+    # scikit-image <= 0.19 then took the float dtype range -1..1, i.e. L = 2. Its defaults: 7x7 uniform
+    # window with reflected borders, sample covariances, a 3-pixel border left out of the mean.
+    "cddfuse": _SSIMSettings(partial(ndimage.uniform_filter, size=7), 7, 2.0, 49 / 48, 3),
+}
+
+
+def _local_moments(image: np.ndarray, settings: _SSIMSettings) -> Moments:
+    """Local mean and (population) variance of `image` under the window of `settings`."""
+    mean = settings.smooth(image)
+    variance = settings.smooth(image * image)
     variance -= mean * mean
     return mean, variance
 
 
 def _ssim_maps(
-    x: np.ndarray,
-    y: np.ndarray,
-    moments_x: Moments,
-    moments_y: Moments,
-    smooth: Smooth,
-    data_range: float,
-    cov_norm: float = 1.0,
+    x: np.ndarray, y: np.ndarray, moments_x: Moments, moments_y: Moments, settings: _SSIMSettings
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Local SSIM and contrast-structure maps ``(l * cs, cs)`` of `x` and `y`, given their local moments.
-
-    `cov_norm` rescales the (population) local (co)variances, e.g. ``n / (n - 1)`` for sample ones.
-    """
-    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    """Local SSIM and contrast-structure maps ``(l * cs, cs)`` of `x` and `y`, given their local moments."""
+    c1, c2 = (_K1 * settings.data_range) ** 2, (_K2 * settings.data_range) ** 2
     (mean_x, var_x), (mean_y, var_y) = moments_x, moments_y
-    covariance = smooth(x * y)
-    covariance -= mean_x * mean_y
-    contrast_structure = (2 * cov_norm * covariance + c2) / (cov_norm * (var_x + var_y) + c2)
-    luminance = (2 * mean_x * mean_y + c1) / (mean_x * mean_x + mean_y * mean_y + c1)
-    return luminance * contrast_structure, contrast_structure
+    # contrast-structure (2 n cov + C2) / (n (var_x + var_y) + C2), n = cov_norm
+    contrast_structure = settings.smooth(x * y)
+    contrast_structure -= mean_x * mean_y
+    contrast_structure *= 2 * settings.cov_norm
+    contrast_structure += c2
+    denominator = var_x + var_y
+    denominator *= settings.cov_norm
+    denominator += c2
+    contrast_structure /= denominator
+    # luminance (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), times contrast-structure
+    ssim_map = 2 * mean_x * mean_y
+    ssim_map += c1
+    np.multiply(mean_x, mean_x, out=denominator)
+    denominator += mean_y * mean_y
+    denominator += c1
+    ssim_map /= denominator
+    ssim_map *= contrast_structure
+    return ssim_map, contrast_structure
 
 
 def _ssim_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray, convention: Convention) -> float:
-    """``SSIM(A, F) + SSIM(B, F)``: VIFB's ``ssim`` (11x11 Gaussian window, sigma 1.5, L = 255, mean over
-    the 'valid' region) or scikit-image's ``structural_similarity`` as CDDFuse ran it (7x7 uniform window
-    with reflected borders, sample covariances, data range 2, mean without a 3-pixel border)."""
-    if convention == "vifb":
-        require_size(fused, len(_WINDOW), "SSIM")
-        smooth, data_range, cov_norm, border = partial(filter_valid, window=_WINDOW), 255.0, 1.0, 0
-    else:
-        require_size(fused, _CDDFUSE_WINDOW, "SSIM")
-        samples = _CDDFUSE_WINDOW**2
-        smooth = partial(ndimage.uniform_filter, size=_CDDFUSE_WINDOW)
-        data_range, cov_norm, border = _CDDFUSE_DATA_RANGE, samples / (samples - 1), (_CDDFUSE_WINDOW - 1) // 2
-    moments_f = _local_moments(fused, smooth)
+    settings = _SSIM_SETTINGS[convention]
+    require_size(fused, settings.min_size, "SSIM")
+    moments_f = _local_moments(fused, settings)
     total = 0.0
     for source in (a, b):
-        moments = _local_moments(source, smooth)
-        ssim_map = _ssim_maps(source, fused, moments, moments_f, smooth, data_range, cov_norm)[0]
+        ssim_map = _ssim_maps(source, fused, _local_moments(source, settings), moments_f, settings)[0]
+        border = settings.border
         total += float(ssim_map[border : ssim_map.shape[0] - border, border : ssim_map.shape[1] - border].mean())
     return total
 
@@ -119,19 +131,16 @@ def _ms_ssim_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """``MS-SSIM(A, F) + MS-SSIM(B, F)`` after Wang's ``msssim.m``: per source, the product of the mean
     contrast-structure at scales 1-4 and the mean SSIM at scale 5, each to its weight; negative means
     are clipped to 0 (MATLAB would return a complex number)."""
-    scales = len(_MS_SSIM_WEIGHTS)
-    require_size(fused, len(_WINDOW) * 2 ** (scales - 1), "MS-SSIM")
-    smooth = partial(filter_valid, window=_WINDOW)
+    scales, settings = len(_MS_SSIM_WEIGHTS), _SSIM_SETTINGS["vifb"]
+    require_size(fused, settings.min_size * 2 ** (scales - 1), "MS-SSIM")
     images, values = (fused, a, b), [1.0, 1.0]
     for scale, weight in enumerate(_MS_SSIM_WEIGHTS):
         if scale > 0:
             images = tuple(_halve(image) for image in images)
-        moments_f = _local_moments(images[0], smooth)
+        moments_f = _local_moments(images[0], settings)
         for index, source in enumerate(images[1:]):
-            ssim_map, contrast_structure = _ssim_maps(
-                source, images[0], _local_moments(source, smooth), moments_f, smooth, 255.0
-            )
-            term = ssim_map if scale == scales - 1 else contrast_structure
+            maps = _ssim_maps(source, images[0], _local_moments(source, settings), moments_f, settings)
+            term = maps[0] if scale == scales - 1 else maps[1]
             values[index] *= max(float(term.mean()), 0.0) ** weight
     return sum(values)
 

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Visual information fidelity (VIF): Sheikh & Bovik's multiscale pixel-domain VIF, summed over both sources."""
 
+import math
 from typing import Tuple
 
 import numpy as np
@@ -23,6 +24,7 @@ from ._images import ImageLike, channel_mean, require_size
 
 _NOISE_VARIANCE = 2.0  # sigma_n^2 of the HVS noise model
 _EPS = 1e-10
+_LN10 = math.log(10)
 # Scale s = 1..4 uses an N = 2^(5-s) + 1 tap Gaussian window with sigma N / 5.
 _WINDOWS = [gaussian_window(2 ** (5 - scale) + 1, (2 ** (5 - scale) + 1) / 5) for scale in range(1, 5)]
 # Smallest side that leaves a 3x3 window room at the coarsest scale.
@@ -41,27 +43,36 @@ def _information(
     reference: np.ndarray, distorted: np.ndarray, moments_r: Tuple, moments_d: Tuple, window: np.ndarray
 ) -> Tuple[float, float]:
     """Information ``(sum log10(1 + g^2 s1 / (sv + sn)), sum log10(1 + s1 / sn))`` of one scale, with
-    ``g`` and ``sv`` the local gain and residual variance of the distortion channel (``vifp_mscale.m``)."""
+    ``g`` and ``sv`` the local gain and residual variance of the distortion channel (``vifp_mscale.m``).
+
+    The reference's variance in `moments_r` is overwritten.
+    """
     (mean_r, var_r), (mean_d, var_d) = moments_r, moments_d
     covariance = filter_valid(reference * distorted, window)
     covariance -= mean_r * mean_d
 
     gain = covariance / (var_r + _EPS)
-    residual = var_d - gain * covariance
+    residual = gain * covariance
+    np.subtract(var_d, residual, out=residual)
     flat_reference = var_r < _EPS
     gain[flat_reference] = 0
     residual[flat_reference] = var_d[flat_reference]
-    var_r = np.where(flat_reference, 0.0, var_r)
+    var_r[flat_reference] = 0
     flat_distorted = var_d < _EPS
     gain[flat_distorted] = 0
     residual[flat_distorted] = 0
     negative = gain < 0
     residual[negative] = var_d[negative]
     gain[negative] = 0
-    residual = np.maximum(residual, _EPS, out=residual)
+    np.maximum(residual, _EPS, out=residual)
 
-    numerator = np.log10(1 + gain**2 * var_r / (residual + _NOISE_VARIANCE)).sum()
-    denominator = np.log10(1 + var_r / _NOISE_VARIANCE).sum()
+    # log10(1 + g^2 s1 / (sv + sn)), computed in place in `gain`.
+    residual += _NOISE_VARIANCE
+    gain *= gain
+    gain *= var_r
+    gain /= residual
+    numerator = np.log1p(gain, out=gain).sum() / _LN10
+    denominator = np.log1p(var_r / _NOISE_VARIANCE).sum() / _LN10
     return float(numerator), float(denominator)
 
 
@@ -76,9 +87,7 @@ def _vif_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
             images = tuple(filter_valid(image, window)[::2, ::2] for image in images)
         moments_f = _local_moments(images[0], window)
         for index, source in enumerate(images[1:]):
-            numerator, denominator = _information(
-                source, images[0], _local_moments(source, window), moments_f, window
-            )
+            numerator, denominator = _information(source, images[0], _local_moments(source, window), moments_f, window)
             numerators[index] += numerator
             denominators[index] += denominator
     return sum(num / den if den > 0 else 1.0 for num, den in zip(numerators, denominators))

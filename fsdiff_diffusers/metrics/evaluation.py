@@ -20,7 +20,7 @@ from .gradient import average_gradient, nabf, qabf, spatial_frequency
 from .information import entropy, mutual_information
 from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
-from .vif import vif
+from .visual_fidelity import vif
 
 
 MetricFunction = Callable[[ImageLike, ImageLike, ImageLike, Convention], float]
