@@ -13,7 +13,7 @@
 # limitations under the License.
 """`evaluate`: the whole metric suite (or a chosen part of it) for one fused image and its two sources."""
 
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from ._images import Convention, ImageLike, as_image, check_convention
 from .gradient import average_gradient, nabf, qabf, spatial_frequency
@@ -49,7 +49,7 @@ HIGHER_IS_BETTER: Dict[str, bool] = {name: name != "Nabf" for name in METRICS}
 _CANONICAL = {name.lower(): name for name in METRICS}
 
 
-def metric_names(names: Optional[Iterable[str]] = None) -> list:
+def metric_names(names: Optional[Iterable[str]] = None) -> List[str]:
     """Canonical spellings of `names` (case-insensitive; ``None``: all metrics, in `METRICS` order).
 
     Raises:
