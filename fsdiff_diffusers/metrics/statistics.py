@@ -116,9 +116,11 @@ def psnr(
     Two error forms are in use:
 
     - ``form="vifb"`` (``metricsPsnr.m``): ``PSNR = 20 log10(255 / sqrt(m))`` with ``m`` the mean over
-      the two sources of ``sqrt(SSE) / (M*N)`` (an unusual root-sum error, not the MSE);
+      the two sources of ``sqrt(SSE) / (M*N) = RMSE / sqrt(M*N)``, not the MSE, so the value depends on
+      the image size and is far from the usual PSNR (58 dB against 14 dB for the mean of two random
+      640x480 images);
     - ``form="mse"``: ``PSNR = 10 log10(peak^2 / MSE)`` with ``MSE`` the mean of the two sources'
-      mean squared errors. With peak 255 this is the form of DESIGN.md's reference table.
+      mean squared errors: the usual PSNR (with peak 255, the form of this project's reference tables).
 
     The peak is 255 in the VIFB convention and ``max(F)`` in the CDDFuse one (``Evaluator.PSNR``).
     `form` defaults to the convention's own: ``"vifb"`` for VIFB, ``"mse"`` for CDDFuse. A zero error

@@ -97,7 +97,7 @@ def vif(fused: ImageLike, a: ImageLike, b: ImageLike) -> float:
     r"""Visual information fidelity ``VIF(A, F) + VIF(B, F)`` (Sheikh & Bovik 2006). Higher is better.
 
     Each term is the multiscale pixel-domain VIF of ``vifp_mscale.m`` (also CDDFuse's
-    ``Evaluator.VIFF`` and what DESIGN.md lists): four scales; at scale s a Gaussian window of
+    ``Evaluator.VIFF``): four scales; at scale s a Gaussian window of
     ``N = 2^(5-s) + 1`` taps and sigma ``N / 5`` gives local means and (co)variances ('valid'
     region), and before scales 2-4 the images are filtered with that window and decimated by 2.
     With gain ``g = cov / var_A`` and residual ``sv^2 = var_F - g cov`` (clamped as in the
