@@ -5,10 +5,11 @@ The recurrence, per batch element, channel `d` and state `n`:
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
     y_t = sum_n C_t * h_t + D * u_t
 
-The CPU path is chunked: the sequence is cut into chunks of about sqrt(L) tokens, the recurrence runs from a zero state
-inside every chunk at once, the chunk end states are carried across chunks, and each token then receives the carried
-state times its decay since the chunk start. All decays are exponentials of non-positive numbers, so nothing overflows
-however large `delta * |A|` is.
+The CPU path is chunked: the sequence is cut into chunks of up to sqrt(L) tokens and the recurrence is stepped through
+all chunks at once, token by token, twice: first from zero states to get each chunk's end state, then, after those
+states have been carried across chunks, from each chunk's carried-in state to get the outputs. Only decays
+exp(delta * A) <= 1 are ever formed, so nothing overflows however large `delta * |A|` is, and no (batch, dim, L, N)
+tensor is materialised outside autograd's saved values.
 """
 
 import math
@@ -27,6 +28,10 @@ def _mamba_ssm_scan():
     return mamba_selective_scan_fn
 
 
+# Chunks are sized so that one token of every chunk, (batch, dim, N, n_chunks), stays within about 1 MiB of cache.
+_SLICE_ELEMENTS = 2**18
+
+
 def _chunked_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -42,7 +47,8 @@ def _chunked_scan(
     """
     batch, dim, length = u.shape
     groups, state = B.shape[1], A.shape[1]
-    chunk = max(1, math.isqrt(length))
+    n_chunks = max(1, min(math.isqrt(length), _SLICE_ELEMENTS // (batch * dim * state)))
+    chunk = -(-length // n_chunks)
     n_chunks = -(-length // chunk)
     pad = n_chunks * chunk - length
     if pad:
@@ -50,42 +56,39 @@ def _chunked_scan(
         u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
 
     def tokens_first(x: torch.Tensor) -> torch.Tensor:
-        # (..., n_chunks * chunk) -> (chunk, ..., n_chunks)
-        x = x.unflatten(-1, (n_chunks, chunk))
-        return x.movedim(-1, 0)
+        # (batch, groups, channels, n_chunks * chunk) -> (chunk, batch, groups, channels, n_chunks)
+        return x.reshape(batch, groups, -1, n_chunks, chunk).permute(4, 0, 1, 2, 3).contiguous()
 
-    # Layout (chunk, batch, groups, dim / groups, n_chunks, N): one token of every chunk is a contiguous slice.
-    delta_t = tokens_first(delta).unflatten(2, (groups, dim // groups)).unsqueeze(-1)
-    u_t = tokens_first(u).unflatten(2, (groups, dim // groups)).unsqueeze(-1)
-    B_t = tokens_first(B).transpose(-1, -2).unsqueeze(3)  # (chunk, batch, groups, 1, n_chunks, N)
-    C_t = tokens_first(C).transpose(-1, -2).unsqueeze(3)
-    A_t = A.unflatten(0, (groups, dim // groups)).unsqueeze(-2)  # (groups, dim / groups, 1, N)
+    # Token t of every chunk is one contiguous (batch, groups, dim / groups, N, n_chunks) slice.
+    delta = tokens_first(delta).unsqueeze(-2)  # (chunk, batch, groups, dim / groups, 1, n_chunks)
+    deltas, delta_us = delta.unbind(0), (delta * tokens_first(u).unsqueeze(-2)).unbind(0)
+    Bs, Cs = tokens_first(B).unsqueeze(3).unbind(0), tokens_first(C).unsqueeze(3).unbind(0)
+    A = (A * math.log2(math.e)).reshape(groups, -1, state, 1)  # exp(delta * A) = exp2(delta * A * log2(e))
 
-    delta_A = delta_t * A_t
-    decay = torch.exp(delta_A)
-    delta_B_u = delta_t * u_t * B_t
+    def step(t: int, h: torch.Tensor) -> torch.Tensor:
+        decay = torch.exp2_(deltas[t] * A)
+        return (decay * h).addcmul_(delta_us[t], Bs[t])
 
-    # (a) Recurrence from a zero state inside every chunk.
-    h = torch.zeros_like(delta_B_u[0])
-    local_states = []
+    # (a) End states of every chunk, each scanned from a zero state.
+    h = torch.zeros(batch, groups, dim // groups, state, n_chunks, dtype=u.dtype, device=u.device)
     for t in range(chunk):
-        h = decay[t] * h + delta_B_u[t]
-        local_states.append(h)
-    local_states = torch.stack(local_states)
+        h = step(t, h)
 
-    # (b) Carry the chunk end states across chunks.
-    chunk_decay = torch.exp(delta_A.sum(0))
-    carry = torch.zeros_like(h[..., 0, :])
+    # (b) Carry the states across chunks; a chunk decays the state by exp(A * sum of its deltas).
+    chunk_decays = torch.exp2(delta.sum(0) * A).unbind(-1)
+    carry = torch.zeros_like(h[..., 0])
     carries = []
-    for c in range(n_chunks):
+    for c, end_state in enumerate(h.unbind(-1)):
         carries.append(carry)
-        carry = chunk_decay[..., c, :] * carry + local_states[-1, ..., c, :]
-    carries = torch.stack(carries, dim=-2)
+        carry = torch.addcmul(end_state, chunk_decays[c], carry)
 
-    # (c) Full states: local state plus the carried state decayed since the chunk start.
-    states = local_states + torch.exp(torch.cumsum(delta_A, dim=0)) * carries
-    y = (states * C_t).sum(-1)  # (chunk, batch, groups, dim / groups, n_chunks)
-    y = y.flatten(2, 3).movedim(0, -1).flatten(-2)[..., :length]
+    # (c) Scan every chunk again, now from its carried-in state, and read the outputs.
+    h = torch.stack(carries, dim=-1)
+    ys = []
+    for t in range(chunk):
+        h = step(t, h)
+        ys.append((h * Cs[t]).sum(-2))
+    y = torch.stack(ys).permute(1, 2, 3, 4, 0).reshape(batch, dim, -1)[..., :length]
     return y, carry.flatten(1, 2)
 
 
