@@ -5,11 +5,12 @@ The recurrence, per batch element, channel `d` and state `n`:
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
     y_t = sum_n C_t * h_t + D * u_t
 
-The CPU path is chunked: the sequence is cut into at most sqrt(L) chunks (fewer when batch * dim * N is large, so that
-one token of every chunk fits in cache) and the recurrence is stepped through all chunks at once, token by token, twice: first from zero states to get each chunk's end state, then, after those
-states have been carried across chunks, from each chunk's carried-in state to get the outputs. Only decays
-exp(delta * A) <= 1 are ever formed, so nothing overflows however large `delta * |A|` is, and no (batch, dim, L, N)
-tensor is materialised outside autograd's saved values.
+The CPU path is chunked: the sequence is cut into at most sqrt(L) chunks (fewer when batch * dim * N is large, so
+that one token of every chunk fits in cache) and the recurrence is stepped through all chunks at once, token by token,
+twice: first from zero states to get each chunk's end state, then, after those states have been carried across
+chunks, from each chunk's carried-in state to get the outputs. Only decays exp(delta * A) <= 1 are ever formed, so
+nothing overflows however large `delta * |A|` is, and no (batch, dim, L, N) tensor is materialised outside autograd's
+saved values.
 """
 
 import math
