@@ -36,7 +36,6 @@ from .metrics import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
 from .pairing import Pair, scan_pairs
 from .protocol import bicubic_fusion_baseline, load_grey
 
-
 Result = TypeVar("Result")
 Loader = Callable[[Path, str], np.ndarray]
 
@@ -199,7 +198,8 @@ def format_means(means: Dict[str, float], count: int) -> str:
     """The mean of every metric as an aligned text table."""
     lines = [f"mean over {count} image{'s' * (count != 1)}:", f"  {'metric':<8} {'mean':>12}  better"]
     lines += [
-        f"  {name:<8} {value:>12.4f}  {'higher' if HIGHER_IS_BETTER[name] else 'lower'}" for name, value in means.items()
+        f"  {name:<8} {value:>12.4f}  {'higher' if HIGHER_IS_BETTER[name] else 'lower'}"
+        for name, value in means.items()
     ]
     return "\n".join(lines)
 
@@ -279,7 +279,9 @@ def add_baseline_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--method", choices=FUSION_METHODS, required=True, help="fusion rule")
-    parser.add_argument("--infrared", required=True, metavar="DIR", help="folder of the LR first sources (infrared, MRI)")
+    parser.add_argument(
+        "--infrared", required=True, metavar="DIR", help="folder of the LR first sources (infrared, MRI)"
+    )
     parser.add_argument(
         "--visible", required=True, metavar="DIR", help="folder of the LR second sources (visible, CT / PET / SPECT)"
     )

@@ -35,14 +35,25 @@ def triplets(tmp_path: Path) -> Path:
     for index, stem in enumerate("abcde"):
         write_image(tmp_path / "ir" / f"{stem}.png", random_image(3 * index))
         write_image(tmp_path / "vi" / f"{stem}.PNG", random_image(3 * index + 1, (24, 32, 3)))
-        write_image(tmp_path / "fused" / f"{stem}.png", random_image(3 * index + 2, (12, 16) if stem == "e" else (24, 32)))
+        write_image(
+            tmp_path / "fused" / f"{stem}.png", random_image(3 * index + 2, (12, 16) if stem == "e" else (24, 32))
+        )
     (tmp_path / "fused" / "d.png").write_bytes(b"this is not a PNG file")
     write_image(tmp_path / "ir" / "z.png", random_image(99))
     return tmp_path
 
 
 def evaluate_args(root: Path, *extra: str) -> list:
-    return ["evaluate", "--fused", str(root / "fused"), "--infrared", str(root / "ir"), "--visible", str(root / "vi"), *extra]
+    return [
+        "evaluate",
+        "--fused",
+        str(root / "fused"),
+        "--infrared",
+        str(root / "ir"),
+        "--visible",
+        str(root / "vi"),
+        *extra,
+    ]
 
 
 def direct_scores(root: Path, stem: str, names=FEW_METRICS, convention="vifb") -> dict:
@@ -88,7 +99,14 @@ def test_evaluate_all_metrics_case_insensitive_and_cddfuse(triplets, tmp_path, c
     for stem in "de":  # keep the good pairs only
         (triplets / "fused" / f"{stem}.png").unlink()
     json_path = tmp_path / "scores.json"
-    assert main(evaluate_args(triplets, "--metrics", "en", "QABF", "ssim", "--convention", "cddfuse", "--json", str(json_path))) == 0
+    assert (
+        main(
+            evaluate_args(
+                triplets, "--metrics", "en", "QABF", "ssim", "--convention", "cddfuse", "--json", str(json_path)
+            )
+        )
+        == 0
+    )
     document = json.loads(json_path.read_text())
     assert list(document["images"]["a"]) == ["EN", "Qabf", "SSIM"]
     assert document["images"]["b"] == pytest.approx(direct_scores(triplets, "b", ["EN", "Qabf", "SSIM"], "cddfuse"))
@@ -107,11 +125,31 @@ def test_evaluate_bad_arguments(triplets, tmp_path, capsys):
         main(evaluate_args(triplets, "--metrics", "EN", "sharpness"))
     assert exit_info.value.code == 2 and "unknown metric 'sharpness'" in capsys.readouterr().err
 
-    status = main(["evaluate", "--fused", str(tmp_path / "nowhere"), "--infrared", str(triplets / "ir"), "--visible", str(triplets / "vi")])
+    status = main(
+        [
+            "evaluate",
+            "--fused",
+            str(tmp_path / "nowhere"),
+            "--infrared",
+            str(triplets / "ir"),
+            "--visible",
+            str(triplets / "vi"),
+        ]
+    )
     assert status == 2 and "nowhere" in capsys.readouterr().err
 
     (tmp_path / "empty").mkdir()
-    status = main(["evaluate", "--fused", str(tmp_path / "empty"), "--infrared", str(triplets / "ir"), "--visible", str(triplets / "vi")])
+    status = main(
+        [
+            "evaluate",
+            "--fused",
+            str(tmp_path / "empty"),
+            "--infrared",
+            str(triplets / "ir"),
+            "--visible",
+            str(triplets / "vi"),
+        ]
+    )
     assert status == 2 and "holds no images" in capsys.readouterr().err
 
 
@@ -123,7 +161,21 @@ def test_baseline_upsamples_fuses_and_writes_png(tmp_path, scale, size, capsys):
         write_image(tmp_path / "vi" / f"{stem}.jpg", random_image(2, (24, 32, 3)))
     write_image(tmp_path / "vi" / "lonely.bmp", random_image(3))
     out = tmp_path / "out"
-    status = main(["baseline", "--method", "mean", "--infrared", str(tmp_path / "ir"), "--visible", str(tmp_path / "vi"), "--scale", str(scale), "--out", str(out)])
+    status = main(
+        [
+            "baseline",
+            "--method",
+            "mean",
+            "--infrared",
+            str(tmp_path / "ir"),
+            "--visible",
+            str(tmp_path / "vi"),
+            "--scale",
+            str(scale),
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     assert sorted(path.name for path in out.iterdir()) == ["p1.png", "p2.png"]
     assert "lonely.bmp" in capsys.readouterr().err
@@ -142,7 +194,17 @@ def test_baseline_names_broken_and_mismatched_files(tmp_path, capsys):
     write_image(tmp_path / "vi" / "small.png", random_image(4))
     (tmp_path / "ir" / "broken.tif").write_bytes(b"\x00\x01 not a TIFF")
     write_image(tmp_path / "vi" / "broken.png", random_image(5))
-    args = ["baseline", "--method", "gff", "--infrared", str(tmp_path / "ir"), "--visible", str(tmp_path / "vi"), "--out", str(tmp_path / "out")]
+    args = [
+        "baseline",
+        "--method",
+        "gff",
+        "--infrared",
+        str(tmp_path / "ir"),
+        "--visible",
+        str(tmp_path / "vi"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "broken.tif" in err and "small.png" in err and "10x10" in err
@@ -212,15 +274,36 @@ def test_baseline_then_evaluate_on_tno_matches_the_metrics(tmp_path):
         infrared = protocol.load_grey(DATA_DIR / "TNO" / "ir" / f"{stem}.png", "infrared")
         visible = protocol.load_grey(DATA_DIR / "TNO" / "vi" / f"{stem}.png", "visible")
         pair = protocol.make_pair(infrared, visible, scale=4)
-        for folder, image in (("hr_ir", pair.infrared), ("hr_vi", pair.visible), ("lr_ir", pair.infrared_lr), ("lr_vi", pair.visible_lr)):
+        for folder, image in (
+            ("hr_ir", pair.infrared),
+            ("hr_vi", pair.visible),
+            ("lr_ir", pair.infrared_lr),
+            ("lr_vi", pair.visible_lr),
+        ):
             write_image(tmp_path / folder / f"{stem}.png", image)
         fused = protocol.bicubic_fusion_baseline(pair.infrared_lr, pair.visible_lr, 4, "laplacian")
         expected[stem] = metrics.evaluate(fused, pair.infrared, pair.visible)
 
-    baseline = ["baseline", "--method", "laplacian", "--infrared", str(tmp_path / "lr_ir"), "--visible", str(tmp_path / "lr_vi")]
+    baseline = [
+        "baseline",
+        "--method",
+        "laplacian",
+        "--infrared",
+        str(tmp_path / "lr_ir"),
+        "--visible",
+        str(tmp_path / "lr_vi"),
+    ]
     assert main([*baseline, "--scale", "4", "--out", str(tmp_path / "fused")]) == 0
     json_path = tmp_path / "scores.json"
-    evaluate = ["evaluate", "--fused", str(tmp_path / "fused"), "--infrared", str(tmp_path / "hr_ir"), "--visible", str(tmp_path / "hr_vi")]
+    evaluate = [
+        "evaluate",
+        "--fused",
+        str(tmp_path / "fused"),
+        "--infrared",
+        str(tmp_path / "hr_ir"),
+        "--visible",
+        str(tmp_path / "hr_vi"),
+    ]
     assert main([*evaluate, "--json", str(json_path)]) == 0
     scores = json.loads(json_path.read_text())["images"]
     for stem, values in expected.items():
