@@ -119,7 +119,7 @@ def test_float16_variant_round_trip(tmp_path):
     model = tiny_unet()
     model.to(torch.float16).save_pretrained(tmp_path, variant="fp16")
     assert (tmp_path / "diffusion_pytorch_model.fp16.safetensors").is_file()
-    reloaded = FSDiffUNet2DModel.from_pretrained(tmp_path, variant="fp16", torch_dtype=torch.float16)
+    reloaded = FSDiffUNet2DModel.from_pretrained(tmp_path, variant="fp16", dtype=torch.float16)
     assert reloaded.dtype == torch.float16
     for (name, a), (_, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
         assert torch.equal(a, b), name

@@ -145,7 +145,7 @@ def test_save_load_round_trip(tmp_path, pipe, pair):
 def test_float16_variant(tmp_path, pipe, pair):
     pipe.to(torch.float16).save_pretrained(tmp_path, variant="fp16")
     assert (tmp_path / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
-    reloaded = FSDiffPipeline.from_pretrained(tmp_path, variant="fp16", torch_dtype=torch.float16)
+    reloaded = FSDiffPipeline.from_pretrained(tmp_path, variant="fp16", dtype=torch.float16)
     reloaded.set_progress_bar_config(disable=True)
     assert reloaded.unet.dtype == reloaded.clarity_encoder.dtype == torch.float16
     for (name, a), (_, b) in zip(pipe.unet.state_dict().items(), reloaded.unet.state_dict().items()):

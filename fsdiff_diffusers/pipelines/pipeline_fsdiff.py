@@ -133,7 +133,7 @@ class FSDiffPipeline(DiffusionPipeline):
 
         Hub ids are first fetched with `huggingface_hub.snapshot_download` (honouring `revision`, `cache_dir`,
         `token`, `local_files_only` and `HF_HUB_OFFLINE`), because Diffusers' own download step does not accept
-        components defined outside `diffusers` and `transformers`. All other keyword arguments (`torch_dtype`,
+        components defined outside `diffusers` and `transformers`. All other keyword arguments (`dtype`,
         `variant`, components to replace, ...) go to [`DiffusionPipeline.from_pretrained`].
         """
         if not os.path.isdir(pretrained_model_name_or_path):
