@@ -210,9 +210,10 @@ def test_baseline_names_broken_and_mismatched_files(tmp_path, capsys):
     assert "broken.tif" in err and "small.png" in err and "10x10" in err
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["good.png"]
 
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args[:-2], "--scale", "0.5", "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 2 and "below 1" in capsys.readouterr().err
+    for scale, message in (("0.5", "below 1"), ("inf", "not a finite number"), ("four", "not a finite number")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--scale", scale])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- help
