@@ -117,7 +117,7 @@ class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
         out_channels: int = 1,
         block_out_channels: tuple[int, ...] = (48, 96, 144, 192),
         layers_per_block: int = 1,
-        cross_attention_levels: tuple[bool, ...] = (False, True, True, True),
+        cross_attention_levels: tuple[bool, ...] = (False, False, True, True),
         mamba_levels: tuple[bool, ...] = (False, False, False, False),
         cross_attention_dim: int = 128,
         attention_head_dim: int = 32,
