@@ -1,0 +1,188 @@
+"""The training data pipeline and the Accelerate training script (short real runs with tiny models)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fsdiff_diffusers import FSDiffPipeline
+from training.dataset import (
+    FusionPairDataset,
+    parse_scale,
+    records_from_folder,
+    records_from_hf_dataset,
+    records_from_splits,
+)
+from training.train_fsdiff import main, parse_args
+
+TINY_MODEL = [
+    "--unet_channels", "16,32", "--encoder_channels", "8,16", "--context_dim", "32", "--attention_head_dim", "16",
+    "--unet_norm_groups", "8", "--encoder_norm_groups", "2", "--num_mamba_layers", "1",
+]  # fmt: skip
+
+
+def write_pairs(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), fused: bool = False) -> Path:
+    """A folder of `count` random grey infrared / colour visible pairs (+ fused targets) named 00, 01, ..."""
+    rng = np.random.default_rng(0)
+    for folder in ("ir", "vi") + (("fused",) if fused else ()):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        PIL.Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(root / "ir" / f"{index:02d}.png")
+        PIL.Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / "vi" / f"{index:02d}.jpg")
+        if fused:
+            PIL.Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(root / "fused" / f"{index:02d}.png")
+    return root
+
+
+def train_args(data_args: list[str], output_dir: Path, *extra: str):
+    return parse_args(
+        [*data_args, "--output_dir", str(output_dir), "--resolution", "32", "--train_batch_size", "2",
+         "--report_to", "none", "--seed", "0", *TINY_MODEL, *extra]
+    )  # fmt: skip
+
+
+# Data -----------------------------------------------------------------------------------------------------------
+
+
+def test_item_shapes_ranges_and_determinism(tmp_path):
+    dataset = FusionPairDataset(records_from_folder(write_pairs(tmp_path, fused=True)), 32, scale=(2, 8), seed=1)
+    item = dataset[1]
+    assert item["sources"].shape == item["conditions"].shape == (2, 32, 32)
+    assert item["target"].shape == (1, 32, 32) and item["clarity"].shape == (2,)
+    for key in ("sources", "conditions", "target", "clarity"):
+        assert 0 <= item[key].min() and item[key].max() <= 1
+    assert 2 <= item["scale"] <= 8
+    torch.testing.assert_close(dataset[1], item, rtol=0, atol=0)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[1]["conditions"], item["conditions"])
+
+
+def test_crop_is_aligned_across_modalities(tmp_path):
+    root = write_pairs(tmp_path)
+    for index in range(4):  # identical sources: any misaligned crop or flip would show
+        shutil.copy(root / "ir" / f"{index:02d}.png", root / "vi" / f"{index:02d}.png")
+        (root / "vi" / f"{index:02d}.jpg").unlink()
+    dataset = FusionPairDataset(records_from_folder(root), 24, scale=(4, 4))
+    for index in range(4):
+        sources = dataset[index]["sources"]
+        torch.testing.assert_close(sources[0], sources[1])
+
+
+def test_small_images_are_upscaled_to_the_crop(tmp_path):
+    dataset = FusionPairDataset(records_from_folder(write_pairs(tmp_path, size=(20, 30))), 32)
+    assert dataset[0]["sources"].shape == (2, 32, 32)
+
+
+@pytest.mark.parametrize("text, expected", [("4", (4.0, 4.0)), ("2-8", (2.0, 8.0)), ("2.5", (2.5, 2.5))])
+def test_parse_scale(text, expected):
+    assert parse_scale(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0.5", "8-2", "x", "2-4-8", "inf"])
+def test_parse_scale_rejects(text):
+    with pytest.raises(ValueError, match="scale"):
+        parse_scale(text)
+
+
+def test_unmatched_stem_is_named(tmp_path):
+    root = write_pairs(tmp_path)
+    (root / "vi" / "03.jpg").rename(root / "vi" / "07.jpg")
+    with pytest.raises(ValueError, match=r"03\.png.*07\.jpg"):
+        records_from_folder(root)
+    with pytest.warns(UserWarning, match=r"03\.png"):
+        assert [r.name for r in records_from_folder(root, skip_broken=True)] == ["00", "01", "02"]
+
+
+def test_size_mismatch_is_named(tmp_path):
+    root = write_pairs(tmp_path)
+    PIL.Image.new("L", (20, 20)).save(root / "ir" / "02.png")
+    with pytest.raises(ValueError, match=r"'02' differ in size \(infrared 20x20, visible 48x40\)"):
+        FusionPairDataset(records_from_folder(root), 16)
+    with pytest.warns(UserWarning, match="'02'"):
+        assert len(FusionPairDataset(records_from_folder(root), 16, skip_broken=True)) == 3
+
+
+def test_undecodable_file_is_named(tmp_path):
+    root = write_pairs(tmp_path)
+    (root / "vi" / "01.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"visible image of '01'"):
+        FusionPairDataset(records_from_folder(root), 16)
+    with pytest.warns(UserWarning, match="01"):
+        assert len(FusionPairDataset(records_from_folder(root), 16, skip_broken=True)) == 3
+
+
+def test_in_memory_datasets_dataset_matches_the_folder(tmp_path):
+    root = write_pairs(tmp_path)
+    images = {c: [PIL.Image.open(p) for p in sorted((root / c).iterdir())] for c in ("ir", "vi")}
+    hf_dataset = datasets.Dataset.from_dict(images)
+    from_hf = FusionPairDataset(records_from_hf_dataset(hf_dataset, "ir", "vi"), 32, seed=3)
+    from_folder = FusionPairDataset(records_from_folder(root), 32, seed=3)
+    assert len(from_hf) == 4 and not from_hf.has_targets
+    torch.testing.assert_close(from_hf[2], from_folder[2])
+    with pytest.raises(ValueError, match="'infrared'"):
+        records_from_hf_dataset(hf_dataset, "infrared", "vi")
+
+
+def test_train_split_only(data_dir):
+    records = records_from_splits(data_dir)
+    assert len(records) == 59 and not any(r.name.startswith("TNO/") for r in records)
+    medical = records_from_splits(data_dir, "medical")
+    assert medical[0].images["infrared"].endswith(f"/mri/{Path(medical[0].name).name}")
+
+
+# Training script --------------------------------------------------------------------------------------------------
+
+
+def test_short_run_on_real_data_gives_a_loadable_pipeline(data_dir, tmp_path):
+    main(train_args(["--train_data_dir", str(data_dir)], tmp_path, "--max_train_steps", "3", "--scale", "2-8",
+                    "--use_ema", "--fusion_loss_weight", "0.5", "--validation_steps", "3"))  # fmt: skip
+    pipe = FSDiffPipeline.from_pretrained(tmp_path)
+    pipe.set_progress_bar_config(disable=True)
+    ir, vi = torch.rand(1, 8, 8), torch.rand(3, 8, 8)
+    image = pipe(ir, vi, scale=4, num_inference_steps=2, output_type="np").images[0]
+    assert image.shape == (32, 32, 3) and np.isfinite(image).all()
+
+
+def test_resume_replays_the_run_exactly(tmp_path):
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data", count=6))]
+    extra = ("--max_train_steps", "4", "--checkpointing_steps", "2", "--use_ema", "--scale", "2-4",
+             "--lr_warmup_steps", "1", "--learning_rate", "1e-3")  # fmt: skip
+    main(train_args(data, tmp_path / "straight", *extra))
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "straight" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    main(train_args(data, tmp_path / "resumed", *extra, "--resume_from_checkpoint", "latest"))
+    for part in ("unet", "clarity_encoder", "checkpoint-4/unet_ema", "checkpoint-4/clarity_encoder_ema"):
+        expected = load_file(next((tmp_path / "straight" / part).glob("*.safetensors")))
+        actual = load_file(next((tmp_path / "resumed" / part).glob("*.safetensors")))
+        assert expected.keys() == actual.keys()
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=f"{part}/{name}")
+
+
+def test_imagefolder_dataset_with_targets_and_checkpoint_limit(tmp_path):
+    root = write_pairs(tmp_path / "data", count=4, fused=True)
+    rows = [
+        {f"{role}_file_name": f"{folder}/{name}" for role, folder, name in
+         (("infrared", "ir", f"{i:02d}.png"), ("visible", "vi", f"{i:02d}.jpg"), ("target", "fused", f"{i:02d}.png"))}
+        for i in range(4)
+    ]  # fmt: skip
+    (root / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    args = train_args(["--dataset_name", str(root), "--target_column", "target"], tmp_path / "out",
+                      "--max_train_steps", "3", "--checkpointing_steps", "1", "--checkpoints_total_limit", "1",
+                      "--gradient_accumulation_steps", "2", "--loss", "mse")  # fmt: skip
+    main(args)
+    assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-3"]
+    assert FSDiffPipeline.from_pretrained(tmp_path / "out").unet.config.block_out_channels == [16, 32]
+
+
+def test_data_source_flags_are_checked(tmp_path):
+    with pytest.raises(SystemExit):
+        parse_args(["--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        parse_args(["--train_data_dir", str(tmp_path), "--scale", "0.5"])

@@ -1,0 +1,1 @@
+"""Training code for FS-Diff (Accelerate script and paired dataset); the library never imports it."""

@@ -1,0 +1,486 @@
+#!/usr/bin/env python
+"""Train (or fine-tune) an FS-Diff pipeline with Accelerate.
+
+    accelerate launch training/train_fsdiff.py --train_data_dir DATA --resolution 128 --scale 2-8 --output_dir out
+
+The U-Net learns to denoise the fused HR luminance (the dataset's fused targets, or a classical fusion of the HR
+sources by `--teacher`) conditioned on the bicubically re-upsampled degraded sources; the ClarityMambaEncoder is
+trained jointly, its clarity head regressing the known degradation strength of each source. Runs resume exactly:
+the crops, degradations, noise and timesteps are all drawn from `(seed, epoch / step, index)`.
+"""
+
+import argparse
+import logging
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+if __package__ in (None, ""):  # run as a script: make `training` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
+from fsdiff_diffusers.degradations import bicubic_downscale  # noqa: E402
+from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
+from training.dataset import (  # noqa: E402
+    EpochShuffleSampler,
+    FusionPairDataset,
+    parse_scale,
+    records_from_folder,
+    records_from_hf_dataset,
+    records_from_splits,
+)
+
+logger = get_logger(__name__, log_level="INFO")
+
+COMPONENTS = {FSDiffUNet2DModel: "unet", ClarityMambaEncoder: "clarity_encoder"}
+"""Checkpoint sub-folder of each trained model class (their EMA copies go to `<name>_ema`)."""
+
+
+def channels(text: str) -> tuple[int, ...]:
+    """`"48,96,144,192"` -> `(48, 96, 144, 192)`."""
+    return tuple(int(part) for part in text.split(","))
+
+
+def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train an FS-Diff fusion + super-resolution pipeline.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--train_data_dir", type=str, default=None,
+                      help="A folder with ir/ and vi/ (+ optional fused/) matched by file name, or a folder with "
+                      "splits.json (the shared data layout: its train split is used).")
+    data.add_argument("--dataset_name", type=str, default=None,
+                      help="A `datasets` dataset: a Hub name, or a folder loaded with `imagefolder`.")
+    data.add_argument("--dataset_config_name", type=str, default=None)
+    data.add_argument("--splits_group", type=str, default="infrared_visible", help="Group of splits.json to train on.")
+    data.add_argument("--infrared_column", type=str, default="infrared")
+    data.add_argument("--visible_column", type=str, default="visible")
+    data.add_argument("--target_column", type=str, default=None, help="Column of fused HR targets, if any.")
+    data.add_argument("--skip_broken_pairs", action="store_true",
+                      help="Leave out (with a warning) pairs that are unmatched, undecodable or differ in size.")
+    data.add_argument("--resolution", type=int, default=128, help="Side of the square HR training crops.")
+    data.add_argument("--scale", type=str, default="4", help="Downscale factor, or a range such as 2-8.")
+    data.add_argument("--no_random_flip", action="store_true")
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--pretrained_model_name_or_path", type=str, default=None,
+                       help="Fine-tune a saved FSDiffPipeline (folder or Hub id) instead of starting from scratch.")
+    model.add_argument("--unet_channels", type=channels, default=(48, 96, 144, 192))
+    model.add_argument("--encoder_channels", type=channels, default=(32, 64, 96, 128))
+    model.add_argument("--context_dim", type=int, default=128)
+    model.add_argument("--attention_head_dim", type=int, default=32)
+    model.add_argument("--unet_norm_groups", type=int, default=16)
+    model.add_argument("--encoder_norm_groups", type=int, default=8)
+    model.add_argument("--num_mamba_layers", type=int, default=2)
+
+    loss = parser.add_argument_group("objective")
+    loss.add_argument("--teacher", type=str, default="gff", choices=FUSION_METHODS,
+                      help="Fusion rule that makes the HR target when the data has no fused targets.")
+    loss.add_argument("--loss", type=str, default="l1", choices=("l1", "mse"), help="Denoising loss (L1 in the paper).")
+    loss.add_argument("--clarity_loss_weight", type=float, default=0.1)
+    loss.add_argument("--fusion_loss_weight", type=float, default=0.0,
+                      help="Weight of intensity + gradient losses of the predicted x0 against the HR sources.")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", type=str, default="fsdiff-model")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--train_batch_size", type=int, default=16)
+    train.add_argument("--num_train_epochs", type=int, default=100)
+    train.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--gradient_checkpointing", action="store_true")
+    train.add_argument("--learning_rate", type=float, default=1e-4)
+    train.add_argument("--lr_scheduler", type=str, default="cosine")
+    train.add_argument("--lr_warmup_steps", type=int, default=500)
+    train.add_argument("--adam_weight_decay", type=float, default=1e-2)
+    train.add_argument("--max_grad_norm", type=float, default=1.0)
+    train.add_argument("--use_ema", action="store_true")
+    train.add_argument("--ema_max_decay", type=float, default=0.9999)
+    train.add_argument("--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"))
+    train.add_argument("--report_to", type=str, default="tensorboard", help="tensorboard, wandb, all or none.")
+    train.add_argument("--logging_dir", type=str, default="logs")
+    train.add_argument("--checkpointing_steps", type=int, default=500)
+    train.add_argument("--checkpoints_total_limit", type=int, default=None)
+    train.add_argument("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
+    train.add_argument("--validation_steps", type=int, default=None,
+                       help="Log fused validation images (the first pairs of the data) every this many steps.")
+    train.add_argument("--num_validation_images", type=int, default=2)
+    train.add_argument("--push_to_hub", action="store_true")
+    train.add_argument("--hub_model_id", type=str, default=None)
+    train.add_argument("--hub_token", type=str, default=None)
+
+    args = parser.parse_args(input_args)
+    if (args.train_data_dir is None) == (args.dataset_name is None):
+        parser.error("Pass exactly one of --train_data_dir and --dataset_name.")
+    try:
+        args.scale_range = parse_scale(args.scale)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def build_dataset(args: argparse.Namespace) -> FusionPairDataset:
+    """The training pairs of `--train_data_dir` (folder or splits.json) or `--dataset_name`."""
+    if args.dataset_name is not None:
+        import datasets
+
+        if os.path.isdir(args.dataset_name):
+            dataset = datasets.load_dataset("imagefolder", data_dir=args.dataset_name, split="train")
+        else:
+            dataset = datasets.load_dataset(args.dataset_name, args.dataset_config_name, split="train")
+        records = records_from_hf_dataset(dataset, args.infrared_column, args.visible_column, args.target_column)
+    elif (Path(args.train_data_dir) / "splits.json").is_file():
+        records = records_from_splits(args.train_data_dir, args.splits_group, "train")
+    else:
+        records = records_from_folder(args.train_data_dir, skip_broken=args.skip_broken_pairs)
+    return FusionPairDataset(
+        records,
+        resolution=args.resolution,
+        scale=args.scale_range,
+        seed=args.seed,
+        random_flip=not args.no_random_flip,
+        skip_broken=args.skip_broken_pairs,
+    )
+
+
+def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMambaEncoder]:
+    """The U-Net and encoder of `--pretrained_model_name_or_path`, or new ones of the requested sizes."""
+    if args.pretrained_model_name_or_path:
+        pipeline = FSDiffPipeline.from_pretrained(args.pretrained_model_name_or_path)
+        return pipeline.unet, pipeline.clarity_encoder
+    levels = len(args.unet_channels)
+    if len(args.encoder_channels) != levels:
+        raise ValueError(f"--encoder_channels needs one entry per U-Net level ({levels}), got {args.encoder_channels}.")
+    unet = FSDiffUNet2DModel(
+        block_out_channels=args.unet_channels,
+        cross_attention_levels=tuple(level >= levels - 2 for level in range(levels)),
+        mamba_levels=(False,) * levels,
+        cross_attention_dim=args.context_dim,
+        attention_head_dim=args.attention_head_dim,
+        encoder_feature_channels=args.encoder_channels,
+        norm_num_groups=args.unet_norm_groups,
+    )
+    encoder = ClarityMambaEncoder(
+        block_out_channels=args.encoder_channels,
+        clarity_level=min(2, levels - 1),
+        num_mamba_layers=args.num_mamba_layers,
+        context_dim=args.context_dim,
+        context_grid=min(4, max(1, args.resolution // 2**levels)),
+        norm_num_groups=args.encoder_norm_groups,
+    )
+    return unet, encoder
+
+
+def training_scheduler() -> DDPMScheduler:
+    """The forward (noising) process: the betas of the pipeline's `default_scheduler()`."""
+    return DDPMScheduler.from_config(default_scheduler().config)
+
+
+def step_generator(seed: int, step: int, process_index: int, device: torch.device) -> torch.Generator:
+    """The noise / timestep stream of one micro-batch: a function of `(seed, step, process)` only."""
+    return torch.Generator(device=device).manual_seed(hash((seed, step, process_index)) % (2**63))
+
+
+def sobel_magnitude(images: torch.Tensor) -> torch.Tensor:
+    """`|Gx| + |Gy|` of `images` `(B, 1, H, W)` with 3x3 Sobel kernels and replicated borders."""
+    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=images.device)
+    kernels = torch.stack([kernel, kernel.T])[:, None].to(images.dtype)
+    gradients = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernels)
+    return gradients.abs().sum(dim=1, keepdim=True)
+
+
+def fusion_loss(x0: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""
+    Intensity + gradient loss of a fused estimate against its sources (the usual unsupervised fusion loss).
+
+    Args:
+        x0 (`torch.Tensor` of shape `(B, 1, H, W)`): Predicted fused luminance in [0, 1].
+        sources (`torch.Tensor` of shape `(B, 2, H, W)`): HR source luminance in [0, 1].
+        weights (`torch.Tensor` of shape `(B,)`): Per-sample weights (`alpha_bar_t`: x0 is only meaningful at low
+            noise levels).
+    """
+    intensity = (x0 - sources.amax(dim=1, keepdim=True)).abs().mean(dim=(1, 2, 3))
+    source_gradients = torch.cat([sobel_magnitude(s) for s in sources.split(1, dim=1)], dim=1).amax(dim=1, keepdim=True)
+    gradient = (sobel_magnitude(x0) - source_gradients).abs().mean(dim=(1, 2, 3))
+    return ((intensity + gradient) * weights).mean()
+
+
+def diffusion_targets(
+    scheduler: DDPMScheduler, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
+    """What the U-Net must predict for its `prediction_type`."""
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(x0, noise, timesteps)
+    return x0
+
+
+def predicted_x0(
+    scheduler: DDPMScheduler, prediction_type: str, noisy: torch.Tensor, prediction: torch.Tensor, alpha_bar: torch.Tensor
+) -> torch.Tensor:
+    """The clean sample implied by a prediction; `alpha_bar` of shape `(B, 1, 1, 1)`."""
+    if prediction_type == "epsilon":
+        return (noisy - (1 - alpha_bar).sqrt() * prediction) / alpha_bar.sqrt()
+    if prediction_type == "v_prediction":
+        return alpha_bar.sqrt() * noisy - (1 - alpha_bar).sqrt() * prediction
+    return prediction
+
+
+class Trainer:
+    """One training run: the models, their EMA copies, the data and the Accelerate state."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        logging_dir = Path(args.output_dir, args.logging_dir)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            mixed_precision=args.mixed_precision,
+            log_with=None if args.report_to == "none" else args.report_to,
+            project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
+        )
+        logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+        set_seed(args.seed)
+        self.unet, self.encoder = build_models(args)
+        if args.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.emas = {}
+        if args.use_ema:
+            for model in (self.unet, self.encoder):
+                self.emas[COMPONENTS[type(model)]] = EMAModel(
+                    model.parameters(),
+                    decay=args.ema_max_decay,
+                    use_ema_warmup=True,
+                    inv_gamma=1.0,
+                    power=3 / 4,
+                    model_cls=type(model),
+                    model_config=model.config,
+                )
+        self.noise_scheduler = training_scheduler()
+        self.dataset = build_dataset(args)
+        self.accelerator.register_save_state_pre_hook(self.save_model_hook)
+        self.accelerator.register_load_state_pre_hook(self.load_model_hook)
+
+    # Checkpoints -------------------------------------------------------------------------------------------------
+
+    def save_model_hook(self, models: list, weights: list, output_dir: str) -> None:
+        """Write each model (and its EMA copy) with `save_pretrained` instead of Accelerate's raw state dicts."""
+        if self.accelerator.is_main_process:
+            for name, ema in self.emas.items():
+                ema.save_pretrained(os.path.join(output_dir, f"{name}_ema"))
+            for model in models:
+                model = self.accelerator.unwrap_model(model)
+                model.save_pretrained(os.path.join(output_dir, COMPONENTS[type(model)]))
+                weights.pop()
+
+    def load_model_hook(self, models: list, input_dir: str) -> None:
+        """Load what [`save_model_hook`] wrote into the models being trained and their EMA copies."""
+        classes = {name: model_cls for model_cls, name in COMPONENTS.items()}
+        for name, ema in self.emas.items():
+            loaded = EMAModel.from_pretrained(os.path.join(input_dir, f"{name}_ema"), model_cls=classes[name])
+            ema.load_state_dict(loaded.state_dict())
+            ema.to(self.accelerator.device)
+        while models:
+            model = models.pop()
+            unwrapped = self.accelerator.unwrap_model(model)
+            loaded = type(unwrapped).from_pretrained(input_dir, subfolder=COMPONENTS[type(unwrapped)])
+            unwrapped.register_to_config(**loaded.config)
+            unwrapped.load_state_dict(loaded.state_dict())
+
+    def prune_checkpoints(self) -> None:
+        """Delete the oldest `checkpoint-*` folders so that, with the one about to be saved, the limit holds."""
+        limit = self.args.checkpoints_total_limit
+        if limit is None:
+            return
+        checkpoints = sorted(Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in checkpoints[: max(0, len(checkpoints) - limit + 1)]:
+            logger.info(f"Removing checkpoint {old} (--checkpoints_total_limit {limit})")
+            shutil.rmtree(old)
+
+    def save_checkpoint(self, global_step: int) -> None:
+        if self.accelerator.is_main_process:
+            self.prune_checkpoints()
+        self.accelerator.save_state(os.path.join(self.args.output_dir, f"checkpoint-{global_step}"))
+
+    def resume(self) -> int:
+        """Load `--resume_from_checkpoint` ("latest" or a folder name) and return its global step (0 without one)."""
+        name = self.args.resume_from_checkpoint
+        if name is None:
+            return 0
+        if name == "latest":
+            checkpoints = sorted(Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            if not checkpoints:
+                logger.info("No checkpoint to resume from: starting a new run.")
+                return 0
+            name = checkpoints[-1].name
+        path = Path(self.args.output_dir, Path(name).name)
+        if not path.is_dir():
+            raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
+        logger.info(f"Resuming from {path}")
+        self.accelerator.load_state(str(path))
+        return int(path.name.split("-")[1])
+
+    # Training ----------------------------------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The denoising, clarity and (optional) fusion losses of one batch."""
+        args, scheduler = self.args, self.noise_scheduler
+        sources = batch["sources"]
+        target = batch["target"] if "target" in batch else fuse(sources[:, :1], sources[:, 1:], args.teacher)
+        x0 = target * 2 - 1
+        conditions = batch["conditions"] * 2 - 1
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        timesteps = torch.randint(
+            0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device
+        )
+        noisy = scheduler.add_noise(x0, noise, timesteps)
+
+        encoded = self.encoder(conditions)
+        prediction = self.unet(torch.cat([noisy, conditions], dim=1), timesteps, encoded.context, encoded.features).sample
+        prediction_type = self.accelerator.unwrap_model(self.unet).config.prediction_type
+        expected = diffusion_targets(scheduler, prediction_type, x0, noise, timesteps)
+        loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
+        losses = {"denoising": loss_fn(prediction.float(), expected.float())}
+        clarity = encoded.clarity.float()
+        labels = batch["clarity"].float()[:, :, None, None].expand_as(clarity)
+        losses["clarity"] = F.binary_cross_entropy(clarity, labels)
+        if args.fusion_loss_weight > 0:
+            alpha_bar = scheduler.alphas_cumprod.to(x0.device)[timesteps].view(-1, 1, 1, 1)
+            estimate = (predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar) + 1) / 2
+            losses["fusion"] = fusion_loss(estimate, sources, alpha_bar.flatten())
+        weights = {"denoising": 1.0, "clarity": args.clarity_loss_weight, "fusion": args.fusion_loss_weight}
+        losses["total"] = sum(weights[name] * value for name, value in losses.items())
+        return losses
+
+    def train(self) -> None:
+        args, accelerator = self.args, self.accelerator
+        sampler = EpochShuffleSampler(len(self.dataset), seed=args.seed)
+        dataloader = DataLoader(
+            self.dataset,
+            batch_size=args.train_batch_size,
+            sampler=sampler,
+            num_workers=args.dataloader_num_workers,
+            drop_last=len(self.dataset) >= args.train_batch_size,
+        )
+        params = [*self.unet.parameters(), *self.encoder.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+        updates_per_epoch = math.ceil(len(dataloader) / args.gradient_accumulation_steps)
+        max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
+        num_epochs = math.ceil(max_steps / updates_per_epoch)
+        lr_scheduler = get_scheduler(
+            args.lr_scheduler,
+            optimizer=optimizer,
+            num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+            num_training_steps=max_steps * accelerator.num_processes,
+        )
+        self.unet, self.encoder, optimizer, dataloader, lr_scheduler = accelerator.prepare(
+            self.unet, self.encoder, optimizer, dataloader, lr_scheduler
+        )
+        for ema in self.emas.values():
+            ema.to(accelerator.device)
+        if accelerator.is_main_process and accelerator.log_with:
+            accelerator.init_trackers("fsdiff", config={k: str(v) for k, v in vars(args).items()})
+
+        global_step = self.resume()
+        first_epoch = global_step // updates_per_epoch
+        skip_batches = (global_step % updates_per_epoch) * args.gradient_accumulation_steps
+        logger.info(f"{len(self.dataset)} pairs, {max_steps} steps, {num_epochs} epochs, starting at step {global_step}")
+        progress = tqdm(range(max_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+
+        for epoch in range(first_epoch, num_epochs):
+            self.unet.train()
+            self.encoder.train()
+            skip = skip_batches if epoch == first_epoch else 0
+            loader = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+            loader.set_epoch(epoch)  # propagates to the sampler and the dataset: the epoch's order and crops
+            for step, batch in enumerate(loader, start=skip):
+                generator = step_generator(
+                    args.seed, epoch * len(dataloader) + step, accelerator.process_index, accelerator.device
+                )
+                with accelerator.accumulate(self.unet, self.encoder):
+                    losses = self.loss(batch, generator)
+                    accelerator.backward(losses["total"])
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                    optimizer.step()
+                    lr_scheduler.step()
+                    optimizer.zero_grad()
+                if not accelerator.sync_gradients:
+                    continue
+                for name, ema in self.emas.items():
+                    ema.step((self.unet if name == "unet" else self.encoder).parameters())
+                global_step += 1
+                progress.update(1)
+                logs = {f"loss/{name}": value.detach().item() for name, value in losses.items()}
+                logs["lr"] = lr_scheduler.get_last_lr()[0]
+                progress.set_postfix(loss=logs["loss/total"])
+                accelerator.log(logs, step=global_step)
+                if global_step % args.checkpointing_steps == 0:
+                    self.save_checkpoint(global_step)
+                if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
+                    self.validate(global_step)
+                if global_step >= max_steps:
+                    break
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            self.save_pipeline()
+        accelerator.end_training()
+
+    # Outputs -----------------------------------------------------------------------------------------------------
+
+    def final_pipeline(self) -> FSDiffPipeline:
+        """The trained pipeline with `default_scheduler()`; the EMA weights when EMA is on."""
+        unet = self.accelerator.unwrap_model(self.unet)
+        encoder = self.accelerator.unwrap_model(self.encoder)
+        for name, ema in self.emas.items():
+            ema.copy_to((unet if name == "unet" else encoder).parameters())
+        return FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler())
+
+    def validate(self, global_step: int) -> None:
+        """Fuse the first validation pairs at the middle of the scale range and log them to the trackers."""
+        unet = self.accelerator.unwrap_model(self.unet)
+        encoder = self.accelerator.unwrap_model(self.encoder)
+        pipeline = FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler())
+        pipeline.set_progress_bar_config(disable=True)
+        count = min(self.args.num_validation_images, len(self.dataset))
+        sources = torch.stack([self.dataset[index]["sources"] for index in range(count)])
+        low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
+        generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
+        images = pipeline(
+            list(low_resolution[:, :1]),
+            list(low_resolution[:, 1:]),
+            output_size=(self.args.resolution, self.args.resolution),
+            generator=generator,
+            output_type="np",
+        ).images
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_images("validation", images, global_step, dataformats="NHWC")
+
+    def save_pipeline(self) -> None:
+        """Save the final pipeline to `--output_dir` (and push it with a model card when `--push_to_hub`)."""
+        pipeline = self.final_pipeline()
+        pipeline.save_pretrained(self.args.output_dir)
+        if self.args.push_to_hub:
+            repo_id = self.args.hub_model_id or Path(self.args.output_dir).name
+            pipeline.push_to_hub(repo_id, token=self.args.hub_token, commit_message="End of training")
+
+
+def main(args: argparse.Namespace) -> None:
+    Trainer(args).train()
+
+
+if __name__ == "__main__":
+    main(parse_args())
