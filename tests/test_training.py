@@ -4,7 +4,6 @@ import json
 import shutil
 from pathlib import Path
 
-import datasets
 import numpy as np
 import PIL.Image
 import pytest
@@ -12,6 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from fsdiff_diffusers import FSDiffPipeline
+
+datasets = pytest.importorskip("datasets", reason="training needs the [train] extras (datasets, accelerate)")
+pytest.importorskip("accelerate", reason="training needs the [train] extras (datasets, accelerate)")
 from training.dataset import (
     FusionPairDataset,
     parse_scale,
@@ -20,6 +22,9 @@ from training.dataset import (
     records_from_splits,
 )
 from training.train_fsdiff import main, parse_args
+
+# diffusers' own EMAModel.from_pretrained still passes a path to `from_config`
+pytestmark = pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning")
 
 TINY_MODEL = [
     "--unet_channels", "16,32", "--encoder_channels", "8,16", "--context_dim", "32", "--attention_head_dim", "16",
@@ -175,10 +180,24 @@ def test_imagefolder_dataset_with_targets_and_checkpoint_limit(tmp_path):
     (root / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
     args = train_args(["--dataset_name", str(root), "--target_column", "target"], tmp_path / "out",
                       "--max_train_steps", "3", "--checkpointing_steps", "1", "--checkpoints_total_limit", "1",
-                      "--gradient_accumulation_steps", "2", "--loss", "mse")  # fmt: skip
+                      "--gradient_accumulation_steps", "2", "--loss", "mse", "--gradient_checkpointing")  # fmt: skip
     main(args)
     assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-3"]
     assert FSDiffPipeline.from_pretrained(tmp_path / "out").unet.config.block_out_channels == [16, 32]
+    assert "the dataset's fused images" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_validation_images_are_logged_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard", reason="--report_to tensorboard needs tensorboard (in the [train] extras)")
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    args = train_args(data, tmp_path / "out", "--max_train_steps", "2", "--validation_steps", "2", "--use_ema")
+    args.report_to = "tensorboard"
+    main(args)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next((tmp_path / "out" / "logs").rglob("events.out.tfevents.*")).parent)).Reload()
+    assert "validation" in events.Tags()["images"]
+    assert "loss/clarity" in events.Tags()["scalars"]
 
 
 def test_data_source_flags_are_checked(tmp_path):

@@ -10,12 +10,14 @@ the crops, degradations, noise and timesteps are all drawn from `(seed, epoch / 
 """
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from huggingface_hub import create_repo, upload_folder
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -48,6 +51,18 @@ logger = get_logger(__name__, log_level="INFO")
 COMPONENTS = {FSDiffUNet2DModel: "unet", ClarityMambaEncoder: "clarity_encoder"}
 """Checkpoint sub-folder of each trained model class (their EMA copies go to `<name>_ema`)."""
 
+TRAINING_CARD = """
+## Training
+
+Trained with `training/train_fsdiff.py` of fsdiff-diffusers.
+
+- data: {data}
+- fine-tuned from: {base}
+- downscale factor: {scale}; HR crops of {resolution}x{resolution}
+- steps: {steps}, effective batch size {batch}, EMA: {ema}
+- target: {target}; {loss} epsilon loss, clarity loss weight {clarity}, fusion loss weight {fusion}
+"""
+
 
 def channels(text: str) -> tuple[int, ...]:
     """`"48,96,144,192"` -> `(48, 96, 144, 192)`."""
@@ -57,26 +72,41 @@ def channels(text: str) -> tuple[int, ...]:
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train an FS-Diff fusion + super-resolution pipeline.")
     data = parser.add_argument_group("data")
-    data.add_argument("--train_data_dir", type=str, default=None,
-                      help="A folder with ir/ and vi/ (+ optional fused/) matched by file name, or a folder with "
-                      "splits.json (the shared data layout: its train split is used).")
-    data.add_argument("--dataset_name", type=str, default=None,
-                      help="A `datasets` dataset: a Hub name, or a folder loaded with `imagefolder`.")
+    data.add_argument(
+        "--train_data_dir",
+        type=str,
+        default=None,
+        help="A folder with ir/ and vi/ (+ optional fused/) matched by file name, or a folder with "
+        "splits.json (the shared data layout: its train split is used).",
+    )
+    data.add_argument(
+        "--dataset_name",
+        type=str,
+        default=None,
+        help="A `datasets` dataset: a Hub name, or a folder loaded with `imagefolder`.",
+    )
     data.add_argument("--dataset_config_name", type=str, default=None)
     data.add_argument("--splits_group", type=str, default="infrared_visible", help="Group of splits.json to train on.")
     data.add_argument("--infrared_column", type=str, default="infrared")
     data.add_argument("--visible_column", type=str, default="visible")
     data.add_argument("--target_column", type=str, default=None, help="Column of fused HR targets, if any.")
-    data.add_argument("--skip_broken_pairs", action="store_true",
-                      help="Leave out (with a warning) pairs that are unmatched, undecodable or differ in size.")
+    data.add_argument(
+        "--skip_broken_pairs",
+        action="store_true",
+        help="Leave out (with a warning) pairs that are unmatched, undecodable or differ in size.",
+    )
     data.add_argument("--resolution", type=int, default=128, help="Side of the square HR training crops.")
     data.add_argument("--scale", type=str, default="4", help="Downscale factor, or a range such as 2-8.")
     data.add_argument("--no_random_flip", action="store_true")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     model = parser.add_argument_group("model")
-    model.add_argument("--pretrained_model_name_or_path", type=str, default=None,
-                       help="Fine-tune a saved FSDiffPipeline (folder or Hub id) instead of starting from scratch.")
+    model.add_argument(
+        "--pretrained_model_name_or_path",
+        type=str,
+        default=None,
+        help="Fine-tune a saved FSDiffPipeline (folder or Hub id) instead of starting from scratch.",
+    )
     model.add_argument("--unet_channels", type=channels, default=(48, 96, 144, 192))
     model.add_argument("--encoder_channels", type=channels, default=(32, 64, 96, 128))
     model.add_argument("--context_dim", type=int, default=128)
@@ -86,12 +116,23 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--num_mamba_layers", type=int, default=2)
 
     loss = parser.add_argument_group("objective")
-    loss.add_argument("--teacher", type=str, default="gff", choices=FUSION_METHODS,
-                      help="Fusion rule that makes the HR target when the data has no fused targets.")
-    loss.add_argument("--loss", type=str, default="l1", choices=("l1", "mse"), help="Denoising loss (L1 in the paper).")
+    loss.add_argument(
+        "--teacher",
+        type=str,
+        default="gff",
+        choices=FUSION_METHODS,
+        help="Fusion rule that makes the HR target when the data has no fused targets.",
+    )
+    loss.add_argument(
+        "--loss", type=str, default="l1", choices=("l1", "mse"), help="Denoising loss (L1 in the paper)."
+    )
     loss.add_argument("--clarity_loss_weight", type=float, default=0.1)
-    loss.add_argument("--fusion_loss_weight", type=float, default=0.0,
-                      help="Weight of intensity + gradient losses of the predicted x0 against the HR sources.")
+    loss.add_argument(
+        "--fusion_loss_weight",
+        type=float,
+        default=0.0,
+        help="Weight of intensity + gradient losses of the predicted x0 against the HR sources.",
+    )
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", type=str, default="fsdiff-model")
@@ -114,8 +155,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--checkpointing_steps", type=int, default=500)
     train.add_argument("--checkpoints_total_limit", type=int, default=None)
     train.add_argument("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
-    train.add_argument("--validation_steps", type=int, default=None,
-                       help="Log fused validation images (the first pairs of the data) every this many steps.")
+    train.add_argument(
+        "--validation_steps",
+        type=int,
+        default=None,
+        help="Log fused validation images (the first pairs of the data) every this many steps.",
+    )
     train.add_argument("--num_validation_images", type=int, default=2)
     train.add_argument("--push_to_hub", action="store_true")
     train.add_argument("--hub_model_id", type=str, default=None)
@@ -162,7 +207,9 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         return pipeline.unet, pipeline.clarity_encoder
     levels = len(args.unet_channels)
     if len(args.encoder_channels) != levels:
-        raise ValueError(f"--encoder_channels needs one entry per U-Net level ({levels}), got {args.encoder_channels}.")
+        raise ValueError(
+            f"--encoder_channels needs one entry per U-Net level ({levels}), got {args.encoder_channels}."
+        )
     unet = FSDiffUNet2DModel(
         block_out_channels=args.unet_channels,
         cross_attention_levels=tuple(level >= levels - 2 for level in range(levels)),
@@ -212,7 +259,9 @@ def fusion_loss(x0: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) 
             noise levels).
     """
     intensity = (x0 - sources.amax(dim=1, keepdim=True)).abs().mean(dim=(1, 2, 3))
-    source_gradients = torch.cat([sobel_magnitude(s) for s in sources.split(1, dim=1)], dim=1).amax(dim=1, keepdim=True)
+    source_gradients = torch.cat([sobel_magnitude(s) for s in sources.split(1, dim=1)], dim=1).amax(
+        dim=1, keepdim=True
+    )
     gradient = (sobel_magnitude(x0) - source_gradients).abs().mean(dim=(1, 2, 3))
     return ((intensity + gradient) * weights).mean()
 
@@ -229,7 +278,11 @@ def diffusion_targets(
 
 
 def predicted_x0(
-    scheduler: DDPMScheduler, prediction_type: str, noisy: torch.Tensor, prediction: torch.Tensor, alpha_bar: torch.Tensor
+    scheduler: DDPMScheduler,
+    prediction_type: str,
+    noisy: torch.Tensor,
+    prediction: torch.Tensor,
+    alpha_bar: torch.Tensor,
 ) -> torch.Tensor:
     """The clean sample implied by a prediction; `alpha_bar` of shape `(B, 1, 1, 1)`."""
     if prediction_type == "epsilon":
@@ -320,7 +373,9 @@ class Trainer:
         if name is None:
             return 0
         if name == "latest":
-            checkpoints = sorted(Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+            checkpoints = sorted(
+                Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+            )
             if not checkpoints:
                 logger.info("No checkpoint to resume from: starting a new run.")
                 return 0
@@ -348,7 +403,9 @@ class Trainer:
         noisy = scheduler.add_noise(x0, noise, timesteps)
 
         encoded = self.encoder(conditions)
-        prediction = self.unet(torch.cat([noisy, conditions], dim=1), timesteps, encoded.context, encoded.features).sample
+        prediction = self.unet(
+            torch.cat([noisy, conditions], dim=1), timesteps, encoded.context, encoded.features
+        ).sample
         prediction_type = self.accelerator.unwrap_model(self.unet).config.prediction_type
         expected = diffusion_targets(scheduler, prediction_type, x0, noise, timesteps)
         loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
@@ -396,8 +453,12 @@ class Trainer:
         global_step = self.resume()
         first_epoch = global_step // updates_per_epoch
         skip_batches = (global_step % updates_per_epoch) * args.gradient_accumulation_steps
-        logger.info(f"{len(self.dataset)} pairs, {max_steps} steps, {num_epochs} epochs, starting at step {global_step}")
-        progress = tqdm(range(max_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+        logger.info(
+            f"{len(self.dataset)} pairs, {max_steps} steps, {num_epochs} epochs, starting at step {global_step}"
+        )
+        progress = tqdm(
+            range(max_steps), initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process
+        )
 
         for epoch in range(first_epoch, num_epochs):
             self.unet.train()
@@ -419,8 +480,9 @@ class Trainer:
                     optimizer.zero_grad()
                 if not accelerator.sync_gradients:
                     continue
+                models = self.models()
                 for name, ema in self.emas.items():
-                    ema.step((self.unet if name == "unet" else self.encoder).parameters())
+                    ema.step(models[name].parameters())
                 global_step += 1
                 progress.update(1)
                 logs = {f"loss/{name}": value.detach().item() for name, value in losses.items()}
@@ -435,47 +497,87 @@ class Trainer:
                     break
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            self.save_pipeline()
+            self.save_pipeline(global_step)
         accelerator.end_training()
 
     # Outputs -----------------------------------------------------------------------------------------------------
 
-    def final_pipeline(self) -> FSDiffPipeline:
-        """The trained pipeline with `default_scheduler()`; the EMA weights when EMA is on."""
-        unet = self.accelerator.unwrap_model(self.unet)
-        encoder = self.accelerator.unwrap_model(self.encoder)
+    def models(self) -> dict[str, FSDiffUNet2DModel | ClarityMambaEncoder]:
+        """The trained models, unwrapped, by component name."""
+        return {
+            "unet": self.accelerator.unwrap_model(self.unet),
+            "clarity_encoder": self.accelerator.unwrap_model(self.encoder),
+        }
+
+    @contextlib.contextmanager
+    def ema_weights(self) -> Iterator[dict[str, FSDiffUNet2DModel | ClarityMambaEncoder]]:
+        """The models with their EMA weights swapped in (a no-op without EMA); the trained weights come back after."""
+        models = self.models()
         for name, ema in self.emas.items():
-            ema.copy_to((unet if name == "unet" else encoder).parameters())
-        return FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler())
+            ema.store(models[name].parameters())
+            ema.copy_to(models[name].parameters())
+        try:
+            yield models
+        finally:
+            for name, ema in self.emas.items():
+                ema.restore(models[name].parameters())
 
     def validate(self, global_step: int) -> None:
-        """Fuse the first validation pairs at the middle of the scale range and log them to the trackers."""
-        unet = self.accelerator.unwrap_model(self.unet)
-        encoder = self.accelerator.unwrap_model(self.encoder)
-        pipeline = FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler())
-        pipeline.set_progress_bar_config(disable=True)
+        """Fuse the first pairs (downscaled by the middle of the scale range) and log the results to tensorboard."""
         count = min(self.args.num_validation_images, len(self.dataset))
         sources = torch.stack([self.dataset[index]["sources"] for index in range(count)])
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
         generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
-        images = pipeline(
-            list(low_resolution[:, :1]),
-            list(low_resolution[:, 1:]),
-            output_size=(self.args.resolution, self.args.resolution),
-            generator=generator,
-            output_type="np",
-        ).images
+        with self.ema_weights() as models:
+            pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
+            pipeline.set_progress_bar_config(disable=True)
+            images = pipeline(
+                list(low_resolution[:, :1]),
+                list(low_resolution[:, 1:]),
+                output_size=(self.args.resolution, self.args.resolution),
+                generator=generator,
+                output_type="np",
+            ).images
         for tracker in self.accelerator.trackers:
             if tracker.name == "tensorboard":
                 tracker.writer.add_images("validation", images, global_step, dataformats="NHWC")
 
-    def save_pipeline(self) -> None:
-        """Save the final pipeline to `--output_dir` (and push it with a model card when `--push_to_hub`)."""
-        pipeline = self.final_pipeline()
-        pipeline.save_pretrained(self.args.output_dir)
-        if self.args.push_to_hub:
-            repo_id = self.args.hub_model_id or Path(self.args.output_dir).name
-            pipeline.push_to_hub(repo_id, token=self.args.hub_token, commit_message="End of training")
+    def save_pipeline(self, global_step: int) -> None:
+        """Save the final pipeline (EMA weights if EMA is on) and its model card; upload both with `--push_to_hub`."""
+        args = self.args
+        models = self.models()
+        for name, ema in self.emas.items():
+            ema.copy_to(models[name].parameters())
+        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
+        pipeline.save_pretrained(args.output_dir)
+        repo_id = args.hub_model_id or Path(args.output_dir).name
+        if args.push_to_hub:
+            repo_id = create_repo(repo_id, exist_ok=True, token=args.hub_token).repo_id
+        card = pipeline.model_card(repo_id)
+        card.text += TRAINING_CARD.format(
+            data=args.dataset_name or args.train_data_dir,
+            base=args.pretrained_model_name_or_path or "none (trained from scratch)",
+            scale=args.scale,
+            resolution=args.resolution,
+            steps=global_step,
+            batch=args.train_batch_size * args.gradient_accumulation_steps * self.accelerator.num_processes,
+            target=(
+                "the dataset's fused images" if self.dataset.has_targets else f"`{args.teacher}` fusion of the sources"
+            ),
+            loss=args.loss.upper(),
+            clarity=args.clarity_loss_weight,
+            fusion=args.fusion_loss_weight,
+            ema="yes" if args.use_ema else "no",
+        )
+        card.save(os.path.join(args.output_dir, "README.md"))
+        if args.push_to_hub:
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=args.output_dir,
+                commit_message="End of training",
+                ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*"],
+                token=args.hub_token,
+            )
 
 
 def main(args: argparse.Namespace) -> None:
