@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
-from fsdiff_diffusers.degradations import bicubic_downscale  # noqa: E402
+from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
 from training.dataset import (  # noqa: E402
     EpochShuffleSampler,
@@ -97,6 +97,24 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     )
     data.add_argument("--resolution", type=int, default=128, help="Side of the square HR training crops.")
     data.add_argument("--scale", type=str, default="4", help="Downscale factor, or a range such as 2-8.")
+    data.add_argument(
+        "--max_blur_sigma",
+        type=float,
+        default=DegradationLimits.max_blur_sigma,
+        help="Largest Gaussian blur (HR pixels) drawn per modality before the downscale.",
+    )
+    data.add_argument(
+        "--max_noise_std",
+        type=float,
+        default=DegradationLimits.max_noise_std,
+        help="Largest Gaussian noise (on the [0, 1] scale) drawn per modality after the downscale.",
+    )
+    data.add_argument(
+        "--clean_probability",
+        type=float,
+        default=DegradationLimits.clean_probability,
+        help="Chance that a modality gets no blur and no noise.",
+    )
     data.add_argument("--no_random_flip", action="store_true")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
@@ -194,6 +212,12 @@ def build_dataset(args: argparse.Namespace) -> FusionPairDataset:
         records,
         resolution=args.resolution,
         scale=args.scale_range,
+        limits=DegradationLimits(
+            max_blur_sigma=args.max_blur_sigma,
+            max_noise_std=args.max_noise_std,
+            max_scale=max(DegradationLimits.max_scale, args.scale_range[1]),
+            clean_probability=args.clean_probability,
+        ),
         seed=args.seed,
         random_flip=not args.no_random_flip,
         skip_broken=args.skip_broken_pairs,
