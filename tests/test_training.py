@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from fsdiff_diffusers import FSDiffPipeline
+from .conftest import tiny_pipeline
 
 datasets = pytest.importorskip("datasets", reason="training needs the [train] extras (datasets, accelerate)")
 pytest.importorskip("accelerate", reason="training needs the [train] extras (datasets, accelerate)")
@@ -198,6 +199,23 @@ def test_validation_images_are_logged_to_tensorboard(tmp_path):
     events = EventAccumulator(str(next((tmp_path / "out" / "logs").rglob("events.out.tfevents.*")).parent)).Reload()
     assert "validation" in events.Tags()["images"]
     assert "loss/clarity" in events.Tags()["scalars"]
+
+
+def test_fine_tunes_a_saved_pipeline(tmp_path):
+    tiny_pipeline(seed=5).save_pretrained(tmp_path / "base")
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    main(train_args(data, tmp_path / "out", "--max_train_steps", "1", "--pretrained_model_name_or_path",
+                    str(tmp_path / "base"), "--learning_rate", "1e-3", "--lr_warmup_steps", "0"))  # fmt: skip
+    base = load_file(tmp_path / "base" / "unet" / "diffusion_pytorch_model.safetensors")
+    tuned = load_file(tmp_path / "out" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert base.keys() == tuned.keys() and any(not torch.equal(base[k], tuned[k]) for k in base)
+    assert "fine-tuned from: " + str(tmp_path / "base") in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_resolution_must_fit_the_unet(tmp_path):
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    with pytest.raises(ValueError, match="multiple of the U-Net's stride 4"):
+        main(train_args(data, tmp_path / "out", "--resolution", "30"))
 
 
 def test_data_source_flags_are_checked(tmp_path):

@@ -331,6 +331,9 @@ class Trainer:
         logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
         set_seed(args.seed)
         self.unet, self.encoder = build_models(args)
+        if args.resolution % self.unet.downsample_factor:
+            stride = self.unet.downsample_factor
+            raise ValueError(f"--resolution must be a multiple of the U-Net's stride {stride}, got {args.resolution}.")
         if args.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
         self.emas = {}
