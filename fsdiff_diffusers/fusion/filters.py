@@ -1,8 +1,9 @@
 """Per-channel image filters on `(..., H, W)` tensors, for images of any size.
 
-Convolutions use reflect borders (the sample next to the border is mirrored, the border sample is
-not repeated: `c b | a b c`). The mirror is applied as often as needed, so even a 1x1 or 2x2 image
-can be filtered with an 11-tap kernel. The box filter needs no padding: it averages over the part of
+Convolutions use half-sample symmetric borders (the border sample is repeated: `b a | a b c`; scipy.ndimage's
+`mode="reflect"`, numpy's `"symmetric"`, MATLAB's `'symmetric'`). With these borders the Laplacian pyramid reproduces
+the reference numbers in DESIGN.md; torch's own `"reflect"` (`c b | a b c`) does not. The mirror is applied as often
+as needed, so even a 1x1 or 2x2 image can be filtered with an 11-tap kernel. The box filter needs no padding: it averages over the part of
 each window that lies inside the image (He et al.'s convention for the guided filter).
 
 Short kernels are applied as sums of shifted slices, one multiply-add per tap, which on CPU is much
@@ -15,20 +16,16 @@ import torch
 import torch.nn.functional as F
 
 
-def _reflect_indices(size: int, pad: int, device: torch.device) -> torch.Tensor:
-    """Source index of each of the `size + 2 * pad` samples of a reflect-padded axis."""
-    period = max(2 * (size - 1), 1)
+def _symmetric_indices(size: int, pad: int, device: torch.device) -> torch.Tensor:
+    """Source index of each of the `size + 2 * pad` samples of a symmetrically padded axis."""
+    period = 2 * size
     index = torch.arange(-pad, size + pad, device=device).remainder(period)
-    return torch.where(index < size, index, period - index)
+    return torch.where(index < size, index, period - 1 - index)
 
 
-def reflect_pad(image: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
-    """Mirror `pad` samples onto both ends of axis `dim` (`-1` for columns, `-2` for rows)."""
-    size = image.shape[dim]
-    if pad < size:  # the common case, natively supported
-        padding = (pad, pad) if dim == -1 else (0, 0, pad, pad)
-        return F.pad(image.flatten(0, -3), padding, mode="reflect").unflatten(0, image.shape[:-2])
-    return image.index_select(dim, _reflect_indices(size, pad, image.device))
+def symmetric_pad(image: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    """Mirror `pad` samples, border sample included, onto both ends of axis `dim` (`-1` columns, `-2` rows)."""
+    return image.index_select(dim, _symmetric_indices(image.shape[dim], pad, image.device))
 
 
 def _every(image: torch.Tensor, stride: int, dim: int) -> torch.Tensor:
@@ -37,7 +34,7 @@ def _every(image: torch.Tensor, stride: int, dim: int) -> torch.Tensor:
 
 
 def correlate1d(image: torch.Tensor, kernel: Sequence[float], dim: int, stride: int = 1) -> torch.Tensor:
-    """Correlate along axis `dim` (`-1` or `-2`) with an odd-length kernel, reflect borders.
+    """Correlate along axis `dim` (`-1` or `-2`) with an odd-length kernel, symmetric borders.
 
     Args:
         image (`torch.Tensor` of shape `(..., H, W)`): floating-point images.
@@ -49,7 +46,7 @@ def correlate1d(image: torch.Tensor, kernel: Sequence[float], dim: int, stride: 
         `torch.Tensor`: the input shape with axis `dim` shrunk to `ceil(size / stride)`.
     """
     size = image.shape[dim]
-    padded = reflect_pad(image, len(kernel) // 2, dim)
+    padded = symmetric_pad(image, len(kernel) // 2, dim)
     taps = [_every(padded.narrow(dim, offset, size), stride, dim) for offset in range(len(kernel))]
     result = taps[0] * kernel[0]
     for tap, weight in zip(taps[1:], kernel[1:]):

@@ -1,6 +1,6 @@
 """Laplacian-pyramid fusion (Burt & Adelson): max-abs detail selection, averaged base.
 
-Each level blurs with the 5-tap binomial kernel `[1, 4, 6, 4, 1] / 16` (reflect borders) and keeps
+Each level blurs with the 5-tap binomial kernel `[1, 4, 6, 4, 1] / 16` (half-sample symmetric borders) and keeps
 every other row and column, so an `H x W` level has a `ceil(H / 2) x ceil(W / 2)` parent; odd sizes
 need no cropping or padding. Expanding zero-fills the skipped samples and blurs with twice the
 kernel (per axis), back to the exact child size.
