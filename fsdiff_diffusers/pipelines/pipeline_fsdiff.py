@@ -54,9 +54,9 @@ tags:
 
 # {repo_id}
 
-An FS-Diff pipeline (joint multimodal image fusion and super-resolution) saved with
-[fsdiff-diffusers](https://github.com/). Two low-resolution images of one scene go in, one
-high-resolution fused image comes out.
+An FS-Diff pipeline (joint multimodal image fusion and super-resolution) saved with the
+`fsdiff-diffusers` package. Two low-resolution images of one scene go in, one high-resolution
+fused image comes out.
 
 ```python
 from fsdiff_diffusers import FSDiffPipeline
