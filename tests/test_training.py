@@ -33,6 +33,15 @@ TINY_MODEL = [
 ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The models here are tiny: one intra-op thread is faster, and does not stall when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_pairs(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), fused: bool = False) -> Path:
     """A folder of `count` random grey infrared / colour visible pairs (+ fused targets) named 00, 01, ..."""
     rng = np.random.default_rng(0)

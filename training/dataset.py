@@ -1,4 +1,4 @@
-"""Paired training data for FS-Diff: registered source pairs -> random HR crops, degraded LR conditions, clarity labels.
+"""Paired training data for FS-Diff: source pairs -> random HR crops, degraded LR conditions, clarity labels.
 
 Pairs come from a folder (`ir/` and `vi/` matched by file stem, optional `fused/` targets), from a `datasets`
 dataset with two or three image columns, or from the train split of the shared data folder (`splits.json`).
@@ -6,6 +6,7 @@ Every item is drawn deterministically from `(seed, epoch, index)`, so an interru
 and degradations when it resumes.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -37,14 +38,24 @@ class PairRecord:
     images: dict[str, ImageSource]
 
 
-def open_image(source: ImageSource, what: str) -> PIL.Image.Image:
-    """Open `source` lazily (header only for files and bytes); raises `ValueError` naming `what` when undecodable."""
+@contextlib.contextmanager
+def opened_image(source: ImageSource, what: str) -> Iterator[PIL.Image.Image]:
+    """`source` opened lazily (header only) and closed afterwards; `ValueError` naming `what` when undecodable."""
     if isinstance(source, PIL.Image.Image):
-        return source
+        yield source
+        return
     try:
-        return PIL.Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = PIL.Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:
         raise ValueError(f"Cannot decode {what}: {error}") from error
+    with image:
+        yield image
+
+
+def image_size(source: ImageSource, what: str) -> tuple[int, int]:
+    """The `(width, height)` of `source`, read from its header."""
+    with opened_image(source, what) as image:
+        return image.size
 
 
 def check_pairs(records: Sequence[PairRecord], skip_broken: bool) -> list[PairRecord]:
@@ -52,7 +63,10 @@ def check_pairs(records: Sequence[PairRecord], skip_broken: bool) -> list[PairRe
     good, problems = [], []
     for record in records:
         try:
-            sizes = {role: open_image(source, f"the {role} image of '{record.name}'").size for role, source in record.images.items()}
+            sizes = {
+                role: image_size(source, f"the {role} image of '{record.name}'")
+                for role, source in record.images.items()
+            }
         except ValueError as error:
             problems.append(str(error))
             continue
@@ -81,31 +95,47 @@ def records_from_folder(root: str | os.PathLike, skip_broken: bool = False) -> l
     matching = scan_pairs(*folders, names=names)
     unmatched = matching.describe_unmatched()
     if unmatched and not skip_broken:
-        raise ValueError(f"In '{root}': {unmatched[0].upper()}{unmatched[1:]}. Pass skip_broken=True to leave them out.")
+        raise ValueError(
+            f"In '{root}': {unmatched[0].upper()}{unmatched[1:]}. Pass skip_broken=True to leave them out."
+        )
     if unmatched:
         warnings.warn(f"In '{root}': {unmatched}.", UserWarning, stacklevel=2)
     return [PairRecord(pair.stem, {role: str(path) for role, path in pair.paths.items()}) for pair in matching.pairs]
 
 
-def records_from_splits(data_dir: str | os.PathLike, group: str = "infrared_visible", split: str = "train") -> list[PairRecord]:
+def records_from_splits(
+    data_dir: str | os.PathLike, group: str = "infrared_visible", split: str = "train"
+) -> list[PairRecord]:
     """The pairs `splits.json` assigns to `split` in `data_dir` (`<dataset>/ir|vi`, or the medical folders)."""
     data_dir = Path(data_dir)
     splits = json.loads((data_dir / "splits.json").read_text())[group][split]
     records = []
     for dataset, files in splits.items():
         # Infrared (or MRI) first, as the pipeline's `infrared` argument; the other modality second.
-        folders = sorted((p for p in (data_dir / dataset).iterdir() if p.is_dir()), key=lambda p: p.name not in ("ir", "mri"))
+        folders = sorted(
+            (p for p in (data_dir / dataset).iterdir() if p.is_dir()), key=lambda p: p.name not in ("ir", "mri")
+        )
         if len(folders) != 2:
-            raise ValueError(f"Expected two modality folders in '{data_dir / dataset}', found {[f.name for f in folders]}.")
+            raise ValueError(
+                f"Expected two modality folders in '{data_dir / dataset}', found {[f.name for f in folders]}."
+            )
         for file in files:
-            records.append(PairRecord(f"{dataset}/{file}", {role: str(folder / file) for role, folder in zip(MODALITIES, folders)}))
+            records.append(
+                PairRecord(
+                    f"{dataset}/{file}", {role: str(folder / file) for role, folder in zip(MODALITIES, folders)}
+                )
+            )
     return records
 
 
 def records_from_hf_dataset(
     dataset, infrared_column: str, visible_column: str, target_column: str | None = None
 ) -> list[PairRecord]:
-    """Records of a `datasets.Dataset` with image (or path) columns; images stay encoded until an item is drawn."""
+    """Records of a `datasets.Dataset` with image (or path) columns.
+
+    The images stay encoded (bytes or paths) until an item is drawn, but all of them are held in memory: for datasets
+    larger than memory, save them to a folder and use [`records_from_folder`].
+    """
     import datasets
 
     columns = {"infrared": infrared_column, "visible": visible_column, "target": target_column}
@@ -200,13 +230,14 @@ class FusionPairDataset(Dataset):
         return len(self.records)
 
     def load(self, record: PairRecord) -> torch.Tensor:
-        """The luminance of the record's images as `(num_roles, H, W)` in [0, 1], roles in `MODALITIES` (+ target) order."""
+        """The luminance of the record's images, `(num_roles, H, W)` in [0, 1]: `MODALITIES` (+ target) order."""
         roles = [*MODALITIES, "target"] if self.has_targets else list(MODALITIES)
         planes = []
         for role in roles:
             what = f"the {role} image of '{record.name}'"
             try:
-                image = load_image(open_image(record.images[role], what), role)
+                with opened_image(record.images[role], what) as opened:
+                    image = load_image(opened, role)
             except (OSError, ValueError) as error:
                 raise ValueError(f"Cannot decode {what}: {error}") from error
             planes.append(to_luminance(image)[0])
@@ -220,7 +251,11 @@ class FusionPairDataset(Dataset):
             factor = size / min(height, width)
             images = resize(images[None], (max(size, round(height * factor)), max(size, round(width * factor))))[0]
             height, width = images.shape[-2:]
-        top, left, flip_h, flip_v = (torch.rand(4, generator=generator) * torch.tensor([height - size + 1, width - size + 1, 2, 2])).long().tolist()
+        top, left, flip_h, flip_v = (
+            (torch.rand(4, generator=generator) * torch.tensor([height - size + 1, width - size + 1, 2, 2]))
+            .long()
+            .tolist()
+        )
         images = images[:, top : top + size, left : left + size]
         if self.random_flip and flip_h:
             images = images.flip(-1)
