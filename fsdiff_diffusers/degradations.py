@@ -54,12 +54,12 @@ def lr_size(size_hw: tuple[int, int], scale: float) -> tuple[int, int]:
 
 
 def bicubic_downscale(hr: torch.Tensor, scale: float) -> torch.Tensor:
-    """Antialiased bicubic downscale of `hr` `(B, C, H, W)` in [0, 1] to `(B, C, round(H / scale), round(W / scale))`."""
+    """Antialiased bicubic downscale of `hr` `(B, C, H, W)` in [0, 1] to `(B, C, round(H/scale), round(W/scale))`."""
     return resize(hr, lr_size(tuple(hr.shape[-2:]), scale))
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of `image` `(B, C, H, W)` (reflect borders, radius `ceil(3 sigma)`); `sigma` 0 is a no-op."""
+    """Separable Gaussian blur of `image` `(B, C, H, W)`, reflect borders, radius `ceil(3 sigma)`; 0 is a no-op."""
     if sigma <= 0:
         return image
     radius = min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1)
@@ -75,10 +75,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)
 
 
-def add_gaussian_noise(
-    image: torch.Tensor, std: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """`image` `(B, C, H, W)` plus Gaussian noise of standard deviation `std`, clamped to [0, 1]; `std` 0 is a no-op."""
+def add_gaussian_noise(image: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`image` `(B, C, H, W)` plus Gaussian noise of standard deviation `std`, clamped to [0, 1]; 0 is a no-op."""
     if std <= 0:
         return image
     noise = torch.randn(image.shape, generator=generator, device=image.device, dtype=image.dtype)
@@ -110,7 +108,7 @@ def degrade(
 
 
 def sample_degradation(generator: torch.Generator, limits: DegradationLimits) -> DegradationStrength:
-    """Draw one modality's blur and noise: clean with `limits.clean_probability`, else each uniform in [0, its limit]."""
+    """One modality's blur and noise: none with `limits.clean_probability`, else each uniform in [0, its limit]."""
     clean, blur, noise = torch.rand(3, generator=generator).tolist()
     if clean < limits.clean_probability:
         return DegradationStrength(0.0, 0.0)

@@ -164,10 +164,16 @@ def test_short_run_on_real_data_gives_a_loadable_pipeline(data_dir, tmp_path):
     assert image.shape == (32, 32, 3) and np.isfinite(image).all()
 
 
-def test_resume_replays_the_run_exactly(tmp_path):
-    data = ["--train_data_dir", str(write_pairs(tmp_path / "data", count=6))]
+@pytest.mark.parametrize(
+    "pairs, accumulation",
+    [(6, 1), (10, 2)],  # resume at an epoch boundary / mid-epoch (4 batches skipped) with gradient accumulation
+)
+def test_resume_replays_the_run_exactly(tmp_path, pairs, accumulation):
+    """4 steps straight == 2 steps, a checkpoint, a fresh process state resuming from it, 2 more steps."""
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data", count=pairs))]
     extra = ("--max_train_steps", "4", "--checkpointing_steps", "2", "--use_ema", "--scale", "2-4",
-             "--lr_warmup_steps", "1", "--learning_rate", "1e-3")  # fmt: skip
+             "--lr_warmup_steps", "1", "--learning_rate", "1e-3",
+             "--gradient_accumulation_steps", str(accumulation))  # fmt: skip
     main(train_args(data, tmp_path / "straight", *extra))
     (tmp_path / "resumed").mkdir()
     shutil.copytree(tmp_path / "straight" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
