@@ -3,6 +3,7 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -22,6 +23,7 @@ from training.dataset import (
     records_from_hf_dataset,
     records_from_splits,
 )
+from training import train_fsdiff
 from training.train_fsdiff import main, parse_args
 
 # diffusers' own EMAModel.from_pretrained still passes a path to `from_config`
@@ -233,8 +235,23 @@ def test_resolution_must_fit_the_unet(tmp_path):
         main(train_args(data, tmp_path / "out", "--resolution", "30"))
 
 
+def test_push_to_hub_uploads_the_pipeline_and_card_without_checkpoints(tmp_path, monkeypatch):
+    calls = {}
+    monkeypatch.setattr(
+        train_fsdiff, "create_repo", lambda repo_id, **kwargs: SimpleNamespace(repo_id=f"me/{repo_id}")
+    )
+    monkeypatch.setattr(train_fsdiff, "upload_folder", lambda **kwargs: calls.update(kwargs))
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    main(train_args(data, tmp_path / "out", "--max_train_steps", "1", "--push_to_hub", "--hub_model_id", "tiny"))
+    assert calls["repo_id"] == "me/tiny" and calls["folder_path"] == str(tmp_path / "out")
+    assert "checkpoint-*" in calls["ignore_patterns"]
+    assert "# me/tiny" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_data_source_flags_are_checked(tmp_path):
     with pytest.raises(SystemExit):
         parse_args(["--output_dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         parse_args(["--train_data_dir", str(tmp_path), "--scale", "0.5"])
+    with pytest.raises(SystemExit):
+        parse_args(["--train_data_dir", str(tmp_path), "--report_to", "wandb", "--hub_token", "secret"])

@@ -185,6 +185,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--hub_token", type=str, default=None)
 
     args = parser.parse_args(input_args)
+    if args.report_to in ("wandb", "all") and args.hub_token is not None:
+        parser.error("--hub_token would be logged to wandb: log in with `hf auth login` instead.")
     if (args.train_data_dir is None) == (args.dataset_name is None):
         parser.error("Pass exactly one of --train_data_dir and --dataset_name.")
     try:
@@ -349,6 +351,9 @@ class Trainer:
                     model_config=model.config,
                 )
         self.noise_scheduler = training_scheduler()
+        self.repo_id = args.hub_model_id or Path(args.output_dir).name
+        if args.push_to_hub and self.accelerator.is_main_process:  # early, so that a bad token fails before training
+            self.repo_id = create_repo(self.repo_id, exist_ok=True, token=args.hub_token).repo_id
         self.dataset = build_dataset(args)
         self.accelerator.register_save_state_pre_hook(self.save_model_hook)
         self.accelerator.register_load_state_pre_hook(self.load_model_hook)
@@ -577,10 +582,7 @@ class Trainer:
             ema.copy_to(models[name].parameters())
         pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
         pipeline.save_pretrained(args.output_dir)
-        repo_id = args.hub_model_id or Path(args.output_dir).name
-        if args.push_to_hub:
-            repo_id = create_repo(repo_id, exist_ok=True, token=args.hub_token).repo_id
-        card = pipeline.model_card(repo_id)
+        card = pipeline.model_card(self.repo_id)
         card.text += TRAINING_CARD.format(
             data=args.dataset_name or args.train_data_dir,
             base=args.pretrained_model_name_or_path or "none (trained from scratch)",
@@ -599,7 +601,7 @@ class Trainer:
         card.save(os.path.join(args.output_dir, "README.md"))
         if args.push_to_hub:
             upload_folder(
-                repo_id=repo_id,
+                repo_id=self.repo_id,
                 folder_path=args.output_dir,
                 commit_message="End of training",
                 ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*"],
