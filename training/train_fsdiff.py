@@ -230,6 +230,8 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
     """The U-Net and encoder of `--pretrained_model_name_or_path`, or new ones of the requested sizes."""
     if args.pretrained_model_name_or_path:
         pipeline = FSDiffPipeline.from_pretrained(args.pretrained_model_name_or_path)
+        if pipeline.clarity_encoder.config.semantic_embed_dim is not None:
+            raise ValueError("Fine-tuning a pipeline with a semantic (CLIP) encoder is not supported by this script.")
         return pipeline.unet, pipeline.clarity_encoder
     levels = len(args.unet_channels)
     if len(args.encoder_channels) != levels:
