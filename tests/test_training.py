@@ -12,19 +12,23 @@ import torch
 from safetensors.torch import load_file
 
 from fsdiff_diffusers import FSDiffPipeline
+
 from .conftest import tiny_pipeline
 
 datasets = pytest.importorskip("datasets", reason="training needs the [train] extras (datasets, accelerate)")
 pytest.importorskip("accelerate", reason="training needs the [train] extras (datasets, accelerate)")
-from training.dataset import (
+
+from accelerate.state import AcceleratorState  # noqa: E402
+
+from training import train_fsdiff  # noqa: E402
+from training.dataset import (  # noqa: E402
     FusionPairDataset,
     parse_scale,
     records_from_folder,
     records_from_hf_dataset,
     records_from_splits,
 )
-from training import train_fsdiff
-from training.train_fsdiff import main, parse_args
+from training.train_fsdiff import main, parse_args  # noqa: E402
 
 # diffusers' own EMAModel.from_pretrained still passes a path to `from_config`
 pytestmark = pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning")
@@ -42,6 +46,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each run in its own Accelerate state, as in a new process (the state is a process-wide singleton)."""
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def write_pairs(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), fused: bool = False) -> Path:
@@ -205,10 +216,11 @@ def test_imagefolder_dataset_with_targets_and_checkpoint_limit(tmp_path):
     assert "the dataset's fused images" in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_validation_images_are_logged_to_tensorboard(tmp_path):
+def test_validation_images_are_logged_to_tensorboard_mid_run_in_mixed_precision(tmp_path):
     pytest.importorskip("tensorboard", reason="--report_to tensorboard needs tensorboard (in the [train] extras)")
     data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
-    args = train_args(data, tmp_path / "out", "--max_train_steps", "2", "--validation_steps", "2", "--use_ema")
+    args = train_args(data, tmp_path / "out", "--max_train_steps", "3", "--validation_steps", "2", "--use_ema",
+                      "--mixed_precision", "bf16")  # fmt: skip
     args.report_to = "tensorboard"
     main(args)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -436,17 +436,17 @@ class Trainer:
         )
         noisy = scheduler.add_noise(x0, noise, timesteps)
 
-        encoded = self.encoder(conditions)
-        prediction = self.unet(
-            torch.cat([noisy, conditions], dim=1), timesteps, encoded.context, encoded.features
-        ).sample
+        # Tuples, not output dataclasses: Accelerate's mixed-precision wrapper rebuilds outputs field by field.
+        context, features, clarity, _ = self.encoder(conditions, return_dict=False)
+        prediction = self.unet(torch.cat([noisy, conditions], dim=1), timesteps, context, features, return_dict=False)[
+            0
+        ]
         prediction_type = self.accelerator.unwrap_model(self.unet).config.prediction_type
         expected = diffusion_targets(scheduler, prediction_type, x0, noise, timesteps)
         loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
         losses = {"denoising": loss_fn(prediction.float(), expected.float())}
-        clarity = encoded.clarity.float()
         labels = batch["clarity"].float()[:, :, None, None].expand_as(clarity)
-        losses["clarity"] = F.binary_cross_entropy(clarity, labels)
+        losses["clarity"] = F.binary_cross_entropy(clarity.float(), labels)
         if args.fusion_loss_weight > 0:
             alpha_bar = scheduler.alphas_cumprod.to(x0.device)[timesteps].view(-1, 1, 1, 1)
             estimate = (predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar) + 1) / 2
@@ -544,9 +544,14 @@ class Trainer:
         }
 
     @contextlib.contextmanager
-    def ema_weights(self) -> Iterator[dict[str, FSDiffUNet2DModel | ClarityMambaEncoder]]:
-        """The models with their EMA weights swapped in (a no-op without EMA); the trained weights come back after."""
+    def inference_models(self) -> Iterator[dict[str, FSDiffUNet2DModel | ClarityMambaEncoder]]:
+        """
+        The models as a pipeline needs them, restored afterwards: with their EMA weights (when EMA is on), and with
+        their own `forward` instead of Accelerate's mixed-precision wrapper, which rebuilds output dataclasses from
+        their first field and so breaks the encoder's `return_dict=True` output.
+        """
         models = self.models()
+        wrapped_forwards = {name: model.__dict__.pop("forward", None) for name, model in models.items()}
         for name, ema in self.emas.items():
             ema.store(models[name].parameters())
             ema.copy_to(models[name].parameters())
@@ -555,6 +560,9 @@ class Trainer:
         finally:
             for name, ema in self.emas.items():
                 ema.restore(models[name].parameters())
+            for name, forward in wrapped_forwards.items():
+                if forward is not None:
+                    models[name].forward = forward
 
     def validate(self, global_step: int) -> None:
         """Fuse the first pairs (downscaled by the middle of the scale range) and log the results to tensorboard."""
@@ -562,7 +570,7 @@ class Trainer:
         sources = torch.stack([self.dataset[index]["sources"] for index in range(count)])
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
         generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
-        with self.ema_weights() as models:
+        with self.inference_models() as models:
             pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
             pipeline.set_progress_bar_config(disable=True)
             images = pipeline(
