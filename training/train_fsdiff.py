@@ -436,7 +436,6 @@ class Trainer:
         )
         noisy = scheduler.add_noise(x0, noise, timesteps)
 
-        # Tuples, not output dataclasses: Accelerate's mixed-precision wrapper rebuilds outputs field by field.
         context, features, clarity, _ = self.encoder(conditions, return_dict=False)
         prediction = self.unet(torch.cat([noisy, conditions], dim=1), timesteps, context, features, return_dict=False)[
             0
@@ -545,13 +544,8 @@ class Trainer:
 
     @contextlib.contextmanager
     def inference_models(self) -> Iterator[dict[str, FSDiffUNet2DModel | ClarityMambaEncoder]]:
-        """
-        The models as a pipeline needs them, restored afterwards: with their EMA weights (when EMA is on), and with
-        their own `forward` instead of Accelerate's mixed-precision wrapper, which rebuilds output dataclasses from
-        their first field and so breaks the encoder's `return_dict=True` output.
-        """
+        """The models as a pipeline needs them: with their EMA weights (when EMA is on), restored afterwards."""
         models = self.models()
-        wrapped_forwards = {name: model.__dict__.pop("forward", None) for name, model in models.items()}
         for name, ema in self.emas.items():
             ema.store(models[name].parameters())
             ema.copy_to(models[name].parameters())
@@ -560,9 +554,6 @@ class Trainer:
         finally:
             for name, ema in self.emas.items():
                 ema.restore(models[name].parameters())
-            for name, forward in wrapped_forwards.items():
-                if forward is not None:
-                    models[name].forward = forward
 
     def validate(self, global_step: int) -> None:
         """Fuse the first pairs (downscaled by the middle of the scale range) and log the results to tensorboard."""

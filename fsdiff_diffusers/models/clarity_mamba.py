@@ -28,10 +28,11 @@ class ClarityMambaEncoderOutput(BaseOutput):
             Soft per-pixel weights of the modalities (a softmax over the modality axis) used to fuse their features.
     """
 
-    context: torch.Tensor
-    features: tuple[torch.Tensor, ...]
-    clarity: torch.Tensor
-    clarity_weights: torch.Tensor
+    # Defaults so that tools which rebuild outputs field by field (Accelerate's mixed-precision wrapper) can.
+    context: torch.Tensor = None
+    features: tuple[torch.Tensor, ...] = None
+    clarity: torch.Tensor = None
+    clarity_weights: torch.Tensor = None
 
 
 class GroupedResidualBlock(nn.Module):
