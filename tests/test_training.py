@@ -216,7 +216,7 @@ def test_imagefolder_dataset_with_targets_and_checkpoint_limit(tmp_path):
     assert "the dataset's fused images" in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_validation_images_are_logged_to_tensorboard_mid_run_in_mixed_precision(tmp_path):
+def test_validation_images_and_metrics_are_logged_to_tensorboard_mid_run_in_mixed_precision(tmp_path):
     pytest.importorskip("tensorboard", reason="--report_to tensorboard needs tensorboard (in the [train] extras)")
     data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
     args = train_args(data, tmp_path / "out", "--max_train_steps", "3", "--validation_steps", "2", "--use_ema",
@@ -228,6 +228,8 @@ def test_validation_images_are_logged_to_tensorboard_mid_run_in_mixed_precision(
     events = EventAccumulator(str(next((tmp_path / "out" / "logs").rglob("events.out.tfevents.*")).parent)).Reload()
     assert "validation" in events.Tags()["images"]
     assert "loss/clarity" in events.Tags()["scalars"]
+    qabf = events.Scalars("validation/Qabf")
+    assert [event.step for event in qabf] == [2] and 0 <= qabf[0].value <= 1
 
 
 def test_fine_tunes_a_saved_pipeline(tmp_path):

@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
 from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
+from fsdiff_diffusers.metrics import evaluate  # noqa: E402
 from training.dataset import (  # noqa: E402
     EpochShuffleSampler,
     FusionPairDataset,
@@ -62,6 +63,9 @@ Trained with `training/train_fsdiff.py` of fsdiff-diffusers.
 - steps: {steps}, effective batch size {batch}, EMA: {ema}
 - target: {target}; {loss} epsilon loss, clarity loss weight {clarity}, fusion loss weight {fusion}
 """
+
+# Metrics logged at validation (those that work on crops as small as 11x11; VIF and MS-SSIM need larger images).
+VALIDATION_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "Qabf", "SSIM")
 
 
 def channels(text: str) -> tuple[int, ...]:
@@ -556,7 +560,10 @@ class Trainer:
                 ema.restore(models[name].parameters())
 
     def validate(self, global_step: int) -> None:
-        """Fuse the first pairs (downscaled by the middle of the scale range) and log the results to tensorboard."""
+        """
+        Fuse the first pairs (downscaled by the middle of the scale range); log the images to tensorboard and the
+        mean fusion metrics against the HR sources to every tracker.
+        """
         count = min(self.args.num_validation_images, len(self.dataset))
         sources = torch.stack([self.dataset[index]["sources"] for index in range(count)])
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
@@ -571,6 +578,14 @@ class Trainer:
                 generator=generator,
                 output_type="np",
             ).images
+        scores = [
+            evaluate(fused[..., 0] * 255, ir * 255, vi * 255, metrics=VALIDATION_METRICS)
+            for fused, (ir, vi) in zip(images, sources.numpy())
+        ]
+        self.accelerator.log(
+            {f"validation/{name}": sum(s[name] for s in scores) / len(scores) for name in VALIDATION_METRICS},
+            step=global_step,
+        )
         for tracker in self.accelerator.trackers:
             if tracker.name == "tensorboard":
                 tracker.writer.add_images("validation", images, global_step, dataformats="NHWC")
