@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from .fusion import filters
 from .image_processor import resize
 
 
@@ -59,20 +59,11 @@ def bicubic_downscale(hr: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of `image` `(B, C, H, W)`, reflect borders, radius `ceil(3 sigma)`; 0 is a no-op."""
+    """Separable Gaussian blur of `image` `(B, C, H, W)`, radius `ceil(3 sigma)`, the borders of
+    [`fusion.filters`]; 0 is a no-op."""
     if sigma <= 0:
         return image
-    radius = min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1)
-    if radius < 1:
-        return image
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(image.dtype)
-    channels = image.shape[1]
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
-    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
-    return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)
+    return filters.gaussian_blur(image, math.ceil(3 * sigma), sigma)
 
 
 def add_gaussian_noise(image: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
