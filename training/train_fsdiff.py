@@ -136,6 +136,13 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--unet_norm_groups", type=int, default=16)
     model.add_argument("--encoder_norm_groups", type=int, default=8)
     model.add_argument("--num_mamba_layers", type=int, default=2)
+    model.add_argument(
+        "--prediction_type",
+        type=str,
+        default="epsilon",
+        choices=("epsilon", "sample", "v_prediction"),
+        help="What the U-Net predicts (epsilon in the paper); ignored when fine-tuning a saved pipeline.",
+    )
 
     loss = parser.add_argument_group("objective")
     loss.add_argument(
@@ -250,6 +257,7 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         attention_head_dim=args.attention_head_dim,
         encoder_feature_channels=args.encoder_channels,
         norm_num_groups=args.unet_norm_groups,
+        prediction_type=args.prediction_type,
     )
     encoder = ClarityMambaEncoder(
         block_out_channels=args.encoder_channels,
@@ -569,7 +577,7 @@ class Trainer:
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
         generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
         with self.inference_models() as models:
-            pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
+            pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(models["unet"].config.prediction_type))
             pipeline.set_progress_bar_config(disable=True)
             images = pipeline(
                 list(low_resolution[:, :1]),
@@ -596,7 +604,7 @@ class Trainer:
         models = self.models()
         for name, ema in self.emas.items():
             ema.copy_to(models[name].parameters())
-        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler())
+        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(models["unet"].config.prediction_type))
         pipeline.save_pretrained(args.output_dir)
         card = pipeline.model_card(self.repo_id)
         card.text += TRAINING_CARD.format(

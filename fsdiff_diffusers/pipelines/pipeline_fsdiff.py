@@ -70,15 +70,18 @@ Components: `unet` ({unet_parameters:.2f} M parameters), `clarity_encoder`
 """
 
 
-def default_scheduler() -> DPMSolverMultistepScheduler:
-    """The sampler FS-Diff pipelines ship with: DPM-Solver++ (multistep) with x0 clipped to the [-1, 1] image range."""
+def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepScheduler:
+    """
+    The sampler FS-Diff pipelines ship with: DPM-Solver++ (multistep) with x0 clipped to the [-1, 1] image range, for a
+    U-Net trained with `prediction_type` ("epsilon", "sample" or "v_prediction").
+    """
     return DPMSolverMultistepScheduler(
         num_train_timesteps=1000,
         beta_schedule="linear",
         algorithm_type="dpmsolver++",
         thresholding=True,
         sample_max_value=1.0,
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
     )
 
 
