@@ -3,6 +3,14 @@
 from .models.clarity_mamba import ClarityMambaEncoder
 from .models.unet_fsdiff import FSDiffUNet2DModel
 from .pipelines.pipeline_fsdiff import FSDiffPipeline, default_scheduler
+from .weights import DEFAULT_MODEL, IR_VIS_MODEL
 
 __version__ = "0.1.0"
-__all__ = ["ClarityMambaEncoder", "FSDiffPipeline", "FSDiffUNet2DModel", "default_scheduler"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "IR_VIS_MODEL",
+    "ClarityMambaEncoder",
+    "FSDiffPipeline",
+    "FSDiffUNet2DModel",
+    "default_scheduler",
+]
