@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The `fsdiff` command: `fsdiff evaluate` scores fused images, `fsdiff baseline` makes "bicubic + fusion" results.
+"""The `fsdiff` command: `fsdiff example` draws a synthetic pair, `fsdiff evaluate` scores fused images, `fsdiff
+baseline` makes "bicubic + fusion" results.
 
 Each subcommand is a `run_*(args) -> int` function and an `add_*_parser(subparsers)` builder; [`main`] ties them
 together. Folders are paired by file stem with [`fsdiff_diffusers.pairing.scan_pairs`]; a file that fails is
@@ -29,8 +30,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import PIL.Image
+from PIL.PngImagePlugin import PngInfo
 from tqdm.auto import tqdm
 
+from .example_pair import MIN_SIZE, example_pair
 from .fusion import FUSION_METHODS
 from .image_processor import load_image
 from .metrics import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
@@ -76,6 +79,19 @@ conventions:
   vifb     VIFB's MATLAB definitions (default): MI in nats on min-max normalised images, SSIM with an
            11x11 Gaussian window, PSNR 20*log10(255 / sqrt(m)) as in VIFB's metricsPsnr.m
   cddfuse  the Python Evaluator of CDDFuse / DDFM (MI on rounded images, scikit-image SSIM, usual PSNR)"""
+
+EXAMPLE_DESCRIPTION = """\
+Write a synthetic infrared + visible pair of a made-up street scene, to try 'fsdiff fuse' without data.
+
+The scene is drawn by fsdiff_diffusers.example_pair: it is NOT real data. Two people are hidden in the
+visible view (one behind smoke, one in a building's shadow) and bright in the infrared view; the visible
+view has the colour and texture. The images are registered, low resolution (160x120 unless --size
+says otherwise), and written as DIR/infrared.png (grey) and DIR/visible.png (colour)."""
+
+EXAMPLE_EPILOG = """\
+examples:
+  fsdiff example -o demo
+  fsdiff fuse --infrared demo/infrared.png --visible demo/visible.png --scale 4 -o demo/fused.png"""
 
 BASELINE_DESCRIPTION = """\
 Make the "bicubic + fusion" baseline of joint fusion and super-resolution for every pair of two folders.
@@ -167,12 +183,72 @@ def scale_factor(text: str) -> float:
     return value
 
 
+def image_size(text: str) -> Tuple[int, int]:
+    """argparse type of `--size`: `WIDTHxHEIGHT` in pixels, e.g. `640x480`, returned as `(width, height)`."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in pixels written WIDTHxHEIGHT, such as 640x480")
+    return int(width), int(height)
+
+
 def metric_name(text: str) -> str:
     """argparse type of `--metrics`: a metric name in any case, returned in its canonical spelling."""
     try:
         return metric_names([text])[0]
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown metric {text!r}; choose from {', '.join(METRICS)}") from None
+
+
+# ----------------------------------------------------------------------------- fsdiff example
+SYNTHETIC_NOTE = "synthetic example scene drawn by fsdiff_diffusers.example_pair, not real data"
+
+
+def run_example(args: argparse.Namespace) -> int:
+    """`fsdiff example`: write the synthetic pair of [`example_pair`] as `infrared.png` and `visible.png`."""
+    width, height = args.size
+    infrared, visible = example_pair(width, height, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    note = PngInfo()
+    note.add_text("Description", SYNTHETIC_NOTE)
+    paths = {name: args.out / f"{name}.png" for name in ("infrared", "visible")}
+    infrared.save(paths["infrared"], pnginfo=note)
+    visible.save(paths["visible"], pnginfo=note)
+    print(f"wrote a {SYNTHETIC_NOTE} ({width}x{height}): {paths['infrared']} (grey), {paths['visible']} (colour)")
+    print(
+        f"fuse it: fsdiff fuse --infrared {paths['infrared']} --visible {paths['visible']} -o {args.out / 'fused.png'}"
+    )
+    return EXIT_OK
+
+
+def example_size(text: str) -> Tuple[int, int]:
+    """argparse type of `fsdiff example --size`: an [`image_size`] at least [`MIN_SIZE`]."""
+    width, height = image_size(text)
+    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+        raise argparse.ArgumentTypeError(f"{text} is too small; the example is at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
+    return width, height
+
+
+def add_example_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "example",
+        help="write a synthetic infrared + visible pair (a made-up scene, not real data) to try fusion on",
+        description=EXAMPLE_DESCRIPTION,
+        epilog=EXAMPLE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder to write infrared.png and visible.png into",
+    )
+    parser.add_argument(
+        "--size", type=example_size, default=(160, 120), metavar="WxH", help="image size in pixels (default: 160x120)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the textures and the noise (default: 0)")
+    parser.set_defaults(run=run_example)
 
 
 # ----------------------------------------------------------------------------- fsdiff evaluate
@@ -313,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    add_example_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_baseline_parser(subparsers)
     return parser
