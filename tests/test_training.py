@@ -240,7 +240,26 @@ def test_fine_tunes_a_saved_pipeline(tmp_path):
     base = load_file(tmp_path / "base" / "unet" / "diffusion_pytorch_model.safetensors")
     tuned = load_file(tmp_path / "out" / "unet" / "diffusion_pytorch_model.safetensors")
     assert base.keys() == tuned.keys() and any(not torch.equal(base[k], tuned[k]) for k in base)
-    assert "fine-tuned from: " + str(tmp_path / "base") in (tmp_path / "out" / "README.md").read_text()
+    assert f"Base model: `{tmp_path / 'base'}`." in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_model_size_flags_default_to_the_model_classes(tmp_path, capsys):
+    """Unset, the size flags build the classes' default models, and --help shows those defaults."""
+    args = parse_args(["--train_data_dir", str(tmp_path)])
+    assert args.unet_channels is None and args.context_dim is None
+    defaults = {}
+    for model in train_fsdiff.build_models(args):
+        defaults[type(model)] = type(model)().config
+        assert {k: v for k, v in model.config.items() if not k.startswith("_")} == {
+            k: v for k, v in defaults[type(model)].items() if not k.startswith("_")
+        }
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag, (model_cls, argument, _) in train_fsdiff.MODEL_SIZE_FLAGS.items():
+        default = defaults[model_cls][argument]
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        assert f"--{flag} {flag.upper()} " in help_text and f"Default: {shown} (`{argument}` of" in help_text
 
 
 def test_resolution_must_fit_the_unet(tmp_path):

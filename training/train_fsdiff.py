@@ -11,13 +11,16 @@ the crops, degradations, noise and timesteps are all drawn from `(seed, epoch / 
 
 import argparse
 import contextlib
+import inspect
+import json
 import logging
 import math
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +41,7 @@ from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DMo
 from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
 from fsdiff_diffusers.metrics import evaluate  # noqa: E402
+from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails  # noqa: E402
 from training.dataset import (  # noqa: E402
     EpochShuffleSampler,
     FusionPairDataset,
@@ -52,25 +56,39 @@ logger = get_logger(__name__, log_level="INFO")
 COMPONENTS = {FSDiffUNet2DModel: "unet", ClarityMambaEncoder: "clarity_encoder"}
 """Checkpoint sub-folder of each trained model class (their EMA copies go to `<name>_ema`)."""
 
-TRAINING_CARD = """
-## Training
-
-Trained with `training/train_fsdiff.py` of fsdiff-diffusers.
-
-- data: {data}
-- fine-tuned from: {base}
-- downscale factor: {scale}; HR crops of {resolution}x{resolution}
-- steps: {steps}, effective batch size {batch}, EMA: {ema}
-- target: {target}; {loss} epsilon loss, clarity loss weight {clarity}, fusion loss weight {fusion}
-"""
-
 # Metrics logged at validation (those that work on crops as small as 11x11; VIF and MS-SSIM need larger images).
 VALIDATION_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "Qabf", "SSIM")
+
+
+MODEL_SIZE_FLAGS = {
+    "unet_channels": (FSDiffUNet2DModel, "block_out_channels", "U-Net channels per level."),
+    "encoder_channels": (ClarityMambaEncoder, "block_out_channels", "Encoder channels per U-Net level."),
+    "context_dim": (ClarityMambaEncoder, "context_dim", "Width of the context tokens (the U-Net's cross-attention)."),
+    "attention_head_dim": (FSDiffUNet2DModel, "attention_head_dim", "Channels per cross-attention head."),
+    "unet_norm_groups": (FSDiffUNet2DModel, "norm_num_groups", "GroupNorm groups of the U-Net."),
+    "encoder_norm_groups": (ClarityMambaEncoder, "norm_num_groups", "GroupNorm groups per modality of the encoder."),
+    "num_mamba_layers": (ClarityMambaEncoder, "num_mamba_layers", "Bidirectional Mamba blocks of the encoder."),
+}
+"""Flags that size a new model: the class and `__init__` argument each one sets, and its help. Unset, a flag takes
+that argument's default, so the defaults live in the model classes only."""
 
 
 def channels(text: str) -> tuple[int, ...]:
     """`"48,96,144,192"` -> `(48, 96, 144, 192)`."""
     return tuple(int(part) for part in text.split(","))
+
+
+def class_default(model_cls: type, argument: str) -> Any:
+    """The default of `argument` in `model_cls.__init__`."""
+    return inspect.signature(model_cls.__init__).parameters[argument].default
+
+
+def model_size(args: argparse.Namespace) -> dict[str, Any]:
+    """The value of each model-size flag: as given, or its model class's default."""
+    return {
+        flag: class_default(model_cls, argument) if getattr(args, flag) is None else getattr(args, flag)
+        for flag, (model_cls, argument, _) in MODEL_SIZE_FLAGS.items()
+    }
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
@@ -129,13 +147,16 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Fine-tune a saved FSDiffPipeline (folder or Hub id) instead of starting from scratch.",
     )
-    model.add_argument("--unet_channels", type=channels, default=(48, 96, 144, 192))
-    model.add_argument("--encoder_channels", type=channels, default=(32, 64, 96, 128))
-    model.add_argument("--context_dim", type=int, default=128)
-    model.add_argument("--attention_head_dim", type=int, default=32)
-    model.add_argument("--unet_norm_groups", type=int, default=16)
-    model.add_argument("--encoder_norm_groups", type=int, default=8)
-    model.add_argument("--num_mamba_layers", type=int, default=2)
+    for flag, (model_cls, argument, description) in MODEL_SIZE_FLAGS.items():
+        default = class_default(model_cls, argument)
+        is_tuple = isinstance(default, tuple)
+        model.add_argument(
+            f"--{flag}",
+            type=channels if is_tuple else type(default),
+            default=None,
+            help=f"{description} Default: {','.join(map(str, default)) if is_tuple else default} "
+            f"(`{argument}` of {model_cls.__name__}); ignored when fine-tuning.",
+        )
     model.add_argument(
         "--prediction_type",
         type=str,
@@ -243,31 +264,53 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         pipeline = FSDiffPipeline.from_pretrained(args.pretrained_model_name_or_path)
         if pipeline.clarity_encoder.config.semantic_embed_dim is not None:
             raise ValueError("Fine-tuning a pipeline with a semantic (CLIP) encoder is not supported by this script.")
+        ignored = [f"--{flag}" for flag in MODEL_SIZE_FLAGS if getattr(args, flag) is not None]
+        if ignored:
+            logger.warning(f"Ignoring {', '.join(ignored)}: fine-tuning keeps the sizes of the saved models.")
         return pipeline.unet, pipeline.clarity_encoder
-    levels = len(args.unet_channels)
-    if len(args.encoder_channels) != levels:
+    size = model_size(args)
+    levels = len(size["unet_channels"])
+    if len(size["encoder_channels"]) != levels:
         raise ValueError(
-            f"--encoder_channels needs one entry per U-Net level ({levels}), got {args.encoder_channels}."
+            f"--encoder_channels needs one entry per U-Net level ({levels}), got {size['encoder_channels']}."
         )
     unet = FSDiffUNet2DModel(
-        block_out_channels=args.unet_channels,
+        block_out_channels=size["unet_channels"],
         cross_attention_levels=tuple(level >= levels - 2 for level in range(levels)),
         mamba_levels=(False,) * levels,
-        cross_attention_dim=args.context_dim,
-        attention_head_dim=args.attention_head_dim,
-        encoder_feature_channels=args.encoder_channels,
-        norm_num_groups=args.unet_norm_groups,
+        cross_attention_dim=size["context_dim"],
+        attention_head_dim=size["attention_head_dim"],
+        encoder_feature_channels=size["encoder_channels"],
+        norm_num_groups=size["unet_norm_groups"],
         prediction_type=args.prediction_type,
     )
     encoder = ClarityMambaEncoder(
-        block_out_channels=args.encoder_channels,
+        block_out_channels=size["encoder_channels"],
         clarity_level=min(2, levels - 1),
-        num_mamba_layers=args.num_mamba_layers,
-        context_dim=args.context_dim,
+        num_mamba_layers=size["num_mamba_layers"],
+        context_dim=size["context_dim"],
         context_grid=min(4, max(1, args.resolution // 2**levels)),
-        norm_num_groups=args.encoder_norm_groups,
+        norm_num_groups=size["encoder_norm_groups"],
     )
     return unet, encoder
+
+
+def describe_hardware(accelerator: Accelerator) -> str:
+    """The devices of a run, such as `"2 x NVIDIA H100 80GB HBM3"` or `"1 x CPU (2 threads)"`."""
+    device = accelerator.device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        name = f"CPU ({torch.get_num_threads()} threads)"
+    else:
+        name = device.type.upper()
+    return f"{accelerator.num_processes} x {name}"
+
+
+def describe_duration(seconds: float, first_step: int) -> str:
+    """Wall-clock time of a training session for its model card; a resumed session says from which step it ran."""
+    text = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    return f"{text} (resumed at step {first_step}; earlier sessions not counted)" if first_step else text
 
 
 def training_scheduler() -> DDPMScheduler:
@@ -369,8 +412,25 @@ class Trainer:
         if args.push_to_hub and self.accelerator.is_main_process:  # early, so that a bad token fails before training
             self.repo_id = create_repo(self.repo_id, exist_ok=True, token=args.hub_token).repo_id
         self.dataset = build_dataset(args)
+        self.training_args = self.run_record()
+        if self.accelerator.is_main_process:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            Path(args.output_dir, TRAINING_ARGS_NAME).write_text(json.dumps(self.training_args, indent=2))
         self.accelerator.register_save_state_pre_hook(self.save_model_hook)
         self.accelerator.register_load_state_pre_hook(self.load_model_hook)
+
+    def run_record(self) -> dict[str, Any]:
+        """
+        What `training_args.json` records: the arguments (less the Hub token) and the facts of the run that model
+        cards need (`num_processes`, `hardware`, `fused_targets`), so that any checkpoint of the run can be carded.
+        """
+        record = {name: value for name, value in vars(self.args).items() if name != "hub_token"}
+        record.update(
+            num_processes=self.accelerator.num_processes,
+            hardware=describe_hardware(self.accelerator),
+            fused_targets=self.dataset.has_targets,
+        )
+        return record
 
     # Checkpoints -------------------------------------------------------------------------------------------------
 
@@ -496,6 +556,7 @@ class Trainer:
             accelerator.init_trackers("fsdiff", config={k: str(v) for k, v in vars(args).items()})
 
         global_step = self.resume()
+        first_step, start_time = global_step, time.monotonic()
         first_epoch = global_step // updates_per_epoch
         skip_batches = (global_step % updates_per_epoch) * args.gradient_accumulation_steps
         logger.info(
@@ -542,7 +603,7 @@ class Trainer:
                     break
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            self.save_pipeline(global_step)
+            self.save_pipeline(global_step, describe_duration(time.monotonic() - start_time, first_step))
         accelerator.end_training()
 
     # Outputs -----------------------------------------------------------------------------------------------------
@@ -598,31 +659,17 @@ class Trainer:
             if tracker.name == "tensorboard":
                 tracker.writer.add_images("validation", images, global_step, dataformats="NHWC")
 
-    def save_pipeline(self, global_step: int) -> None:
+    def save_pipeline(self, global_step: int, training_time: str | None = None) -> None:
         """Save the final pipeline (EMA weights if EMA is on) and its model card; upload both with `--push_to_hub`."""
         args = self.args
         models = self.models()
         for name, ema in self.emas.items():
             ema.copy_to(models[name].parameters())
-        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(models["unet"].config.prediction_type))
+        prediction_type = models["unet"].config.prediction_type
+        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(prediction_type))
         pipeline.save_pretrained(args.output_dir)
-        card = pipeline.model_card(self.repo_id)
-        card.text += TRAINING_CARD.format(
-            data=args.dataset_name or args.train_data_dir,
-            base=args.pretrained_model_name_or_path or "none (trained from scratch)",
-            scale=args.scale,
-            resolution=args.resolution,
-            steps=global_step,
-            batch=args.train_batch_size * args.gradient_accumulation_steps * self.accelerator.num_processes,
-            target=(
-                "the dataset's fused images" if self.dataset.has_targets else f"`{args.teacher}` fusion of the sources"
-            ),
-            loss=args.loss.upper(),
-            clarity=args.clarity_loss_weight,
-            fusion=args.fusion_loss_weight,
-            ema="yes" if args.use_ema else "no",
-        )
-        card.save(os.path.join(args.output_dir, "README.md"))
+        training = TrainingDetails.from_training_args(self.training_args, global_step, prediction_type, training_time)
+        pipeline.model_card(self.repo_id, training=training).save(os.path.join(args.output_dir, "README.md"))
         if args.push_to_hub:
             upload_folder(
                 repo_id=self.repo_id,

@@ -25,6 +25,7 @@ from ..image_processor import (
     prepare_pair_batch,
     resize,
 )
+from ..model_card import model_card as render_model_card
 from ..models.clarity_mamba import ClarityMambaEncoder
 from ..models.unet_fsdiff import FSDiffUNet2DModel
 
@@ -40,35 +41,6 @@ EXAMPLE_DOC_STRING = """
         >>> fused.save("fused_x4.png")
         ```
 """
-
-MODEL_CARD_TEMPLATE = """---
-library_name: diffusers
-pipeline_tag: image-to-image
-tags:
-- fsdiff
-- image-fusion
-- super-resolution
-- infrared-visible
-- medical-imaging
----
-
-# {repo_id}
-
-An FS-Diff pipeline (joint multimodal image fusion and super-resolution) saved with the
-`fsdiff-diffusers` package. Two low-resolution images of one scene go in, one high-resolution
-fused image comes out.
-
-```python
-from fsdiff_diffusers import FSDiffPipeline
-
-pipe = FSDiffPipeline.from_pretrained("{repo_id}")
-fused = pipe(infrared=infrared, visible=visible, scale=4).images[0]
-```
-
-Components: `unet` ({unet_parameters:.2f} M parameters), `clarity_encoder`
-({encoder_parameters:.2f} M parameters), `scheduler` ({scheduler}).
-"""
-
 
 def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepScheduler:
     """
@@ -157,16 +129,17 @@ class FSDiffPipeline(DiffusionPipeline):
                 ) from error
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    def model_card(self, repo_id: str) -> ModelCard:
-        """A model card for this pipeline as pushed to `repo_id`: tags, usage and the size of each component."""
-        return ModelCard(
-            MODEL_CARD_TEMPLATE.format(
-                repo_id=repo_id,
-                unet_parameters=self.unet.num_parameters() / 1e6,
-                encoder_parameters=self.clarity_encoder.num_parameters() / 1e6,
-                scheduler=self.scheduler.__class__.__name__,
-            )
-        )
+    def model_card(self, repo_id: str, **details) -> ModelCard:
+        r"""
+        The model card of this pipeline as pushed to `repo_id`: description, component sizes, usage, training,
+        evaluation, limitations and citation.
+
+        Args:
+            repo_id (`str`): The Hub id (or folder name) the card's title and usage examples name.
+            details: `training`, `evaluation`, `training_data` and `limitations`, as taken by
+                [`fsdiff_diffusers.model_card.model_card`].
+        """
+        return render_model_card(self, repo_id, **details)
 
     def push_to_hub(
         self,
