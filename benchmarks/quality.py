@@ -3,12 +3,18 @@ pipeline, when given) at x2, x4 and x8, and HKDnet's published outputs against t
 
 Usage:
     python benchmarks/quality.py [--datasets TNO MSRS ...] [--scales 2 4 8] [--methods mean max laplacian gff]
-                                 [--pipeline PATH [--steps N] [--scheduler CLASS]] [--limit N] [--no-write]
+                                 [--pipeline default|PATH [--steps N] [--scheduler CLASS] [--pipeline_datasets ...]]
+                                 [--threads N] [--device cpu] [--dtype float32] [--limit N] [--crop N]
+                                 [--no-write | --results PATH --figures_dir PATH]
 
 Protocol (`fsdiff_diffusers.protocol`): sources to 8-bit grey, top-left crop to a multiple of the scale (HR), PIL
 bicubic downscale (LR); each method turns the LR pair into an HR-size image, rounded to 8 bits, scored with every
-metric of `fsdiff_diffusers.metrics` (VIFB convention) against the HR sources. Writes the "quality" section of
-RESULTS.md, a bar chart per scale and an image grid under benchmarks/figures/ (unless --no-write).
+metric of `fsdiff_diffusers.metrics` (VIFB convention) against the HR sources. `--pipeline default` adds the shipped
+infrared-visible model (`fsdiff_diffusers.DEFAULT_MODEL`); it runs on the infrared-visible datasets only unless
+`--pipeline_datasets` says otherwise. Each table also gives the seconds per image of every method, and for FS-Diff
+a target check: on how many of EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM it beats the best baseline (the issue's
+target: at least 6 of 9 on TNO x4). Writes the "quality" section of RESULTS.md, a bar chart per scale and an image
+grid per dataset (LR inputs, the best baseline, FS-Diff at x4) under benchmarks/figures/ (unless --no-write).
 """
 
 import argparse
@@ -17,6 +23,7 @@ import os
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -32,16 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fsdiff_diffusers import metrics, protocol  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS  # noqa: E402
 from fsdiff_diffusers.pairing import Pair, scan_pairs  # noqa: E402
-from results import machine_description, markdown_table, write_section  # noqa: E402
+import results  # noqa: E402
+from results import machine_description, markdown_table  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIGURES_DIR = Path(__file__).with_name("figures")
 HKDNET = "HKDnet_peer"
 SCALES = (2, 4, 8)
 HKDNET_SCALES = (2, 3, 4)
-GRID_DATASETS = ("TNO", "MSRS", "Harvard_MRI_PET")
 GRID_SCALE = 4
-GRID_TILE = (128, 96)
+GRID_PAIRS = 3
+"""The image grid of each dataset shows its first `GRID_PAIRS` test pairs at x`GRID_SCALE`."""
+GRID_TILE = (256, 192)
+PIPELINE_DATASETS = ("TNO", "MSRS", "LLVIP")
+"""Where `--pipeline` runs by default: the infrared-visible test sets (the shipped model is infrared-visible)."""
 COLUMNS = [*metrics.METRICS, "PSNR-MSE"]
 """Every metric (VIFB convention; "PSNR" in VIFB's form), then PSNR in the usual 10 log10(255^2 / MSE) form."""
 NO_REFERENCE = ["EN", "SD", "SF", "AG"]
@@ -55,6 +66,13 @@ DESIGN_TNO_X4 = {  # /work/shared/DESIGN.md, "Reference numbers: TNO test set, x
     "laplacian": [6.734, 31.42, 5.73, 2.57, 1.136, 1.504, 0.417, 0.209, 1.306, 15.89],
 }
 TOLERANCE = 0.005  # the baselines should reproduce DESIGN's rows to 0.5 %
+TARGET_METRICS = ["EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]
+"""The metrics of the issue's quality target, all higher-is-better."""
+TARGET_WINS = 6
+"""The target: FS-Diff beats the best baseline on at least this many of `TARGET_METRICS` ..."""
+TARGET_CASE = ("TNO", 4)
+"""... on this (dataset, scale)."""
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 Method = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 """`(infrared_lr, visible_lr, scale) -> fused` on uint8 `(h, w)` arrays; the result is uint8 at the scaled size."""
@@ -89,24 +107,61 @@ def test_pairs(dataset: str, stems: Sequence[str], limit: Optional[int]) -> List
     return pairs[:limit]
 
 
+def centre_crop(image: np.ndarray, size: Optional[int]) -> np.ndarray:
+    """The central `size` x `size` part of a `(H, W)` image (each side kept whole where it is shorter); `None`: all."""
+    if size is None:
+        return image
+    height, width = image.shape[:2]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return image[top : top + size, left : left + size]
+
+
+def load_sources(pair: Pair, crop: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The two sources of `pair` as uint8 `(H, W)` grey (see `protocol.load_grey`), centre-cropped to `crop`."""
+    infrared, visible = (protocol.load_grey(path, name) for name, path in pair.paths.items())
+    return centre_crop(infrared, crop), centre_crop(visible, crop)
+
+
 # ----------------------------------------------------------------------------- methods and scoring
 def baseline_name(method: str) -> str:
     return f"bicubic + {method}"
 
 
-def fsdiff_method(path: str, steps: int, scheduler: Optional[str]) -> Method:
-    """Fusion of an LR pair with a saved `FSDiffPipeline` (seed 0)."""
+def short(method: str) -> str:
+    """A method's name for tight spaces: "bicubic + gff" -> "bic+gff"."""
+    return method.replace("bicubic + ", "bic+")
+
+
+def is_fsdiff(method: str) -> bool:
+    return method.startswith("FS-Diff")
+
+
+def load_pipeline(path: str, scheduler: Optional[str] = None, device: str = "cpu", dtype: str = "float32"):
+    """A saved `FSDiffPipeline` ready for the benchmarks: progress bars off, on `device` in `dtype`.
+
+    Args:
+        path (`str`): a folder or Hub id; "default" is the shipped model, `fsdiff_diffusers.DEFAULT_MODEL`.
+        scheduler (`str`, *optional*): a diffusers scheduler class name (e.g. "DDIMScheduler") to replace the
+            pipeline's own, made with `from_config(pipe.scheduler.config)` so that it keeps the prediction type,
+            the beta schedule and the thresholding the model was trained and saved with.
+        device (`str`): torch device. dtype (`str`): a key of `DTYPES`.
+    """
     import diffusers
 
-    from fsdiff_diffusers import FSDiffPipeline
+    from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline
 
-    pipe = FSDiffPipeline.from_pretrained(path)
+    pipe = FSDiffPipeline.from_pretrained(DEFAULT_MODEL if path == "default" else path, dtype=DTYPES[dtype])
     if scheduler:
         pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def fsdiff_method(pipe, steps: int, seed: int = 0) -> Method:
+    """Fusion of an LR pair with `pipe` (an `FSDiffPipeline`) in `steps` steps, from the noise of `seed`."""
 
     def run(infrared_lr: np.ndarray, visible_lr: np.ndarray, scale: float) -> np.ndarray:
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator().manual_seed(seed)
         output = pipe(
             infrared_lr, visible_lr, scale=scale, num_inference_steps=steps, generator=generator, output_type="np"
         )
@@ -115,11 +170,22 @@ def fsdiff_method(path: str, steps: int, scheduler: Optional[str]) -> Method:
     return run
 
 
+def fsdiff_name(steps: int, scheduler: Optional[str] = None) -> str:
+    return f"FS-Diff ({scheduler.replace('Scheduler', '') + ', ' if scheduler else ''}{steps} steps)"
+
+
 def build_methods(args: argparse.Namespace) -> Dict[str, Method]:
+    """The baselines of `--methods`, then FS-Diff when `--pipeline` is given."""
     methods = {baseline_name(name): partial(protocol.bicubic_fusion_baseline, method=name) for name in args.methods}
     if args.pipeline:
-        methods[f"FS-Diff ({args.steps} steps)"] = fsdiff_method(args.pipeline, args.steps, args.scheduler)
+        pipe = load_pipeline(args.pipeline, args.scheduler, args.device, args.dtype)
+        methods[fsdiff_name(args.steps, args.scheduler)] = fsdiff_method(pipe, args.steps)
     return methods
+
+
+def methods_for(dataset: str, methods: Dict[str, Method], pipeline_datasets: Sequence[str]) -> Dict[str, Method]:
+    """The methods to run on `dataset`: FS-Diff only where `pipeline_datasets` names it."""
+    return {name: m for name, m in methods.items() if not is_fsdiff(name) or dataset in pipeline_datasets}
 
 
 def score(fused: np.ndarray, infrared: np.ndarray, visible: np.ndarray, names: Sequence[str] = COLUMNS) -> Scores:
@@ -134,30 +200,161 @@ def mean_scores(rows: Sequence[Scores]) -> Scores:
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
 
+def timed(method: Method, *args) -> Tuple[np.ndarray, float]:
+    """`method(*args)` and its wall time in seconds."""
+    start = time.perf_counter()
+    fused = method(*args)
+    return fused, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- target check and best baseline
+def beats(value: float, other: float, name: str) -> bool:
+    """Whether `value` of metric `name` is strictly better than `other` (lower for Nabf, higher for the rest)."""
+    return value > other if metrics.HIGHER_IS_BETTER.get(name, True) else value < other
+
+
+def best_baselines(scores: Dict[str, Scores], baselines: Sequence[str], names: Sequence[str]) -> Dict[str, str]:
+    """Metric -> the baseline with the best value of it (the first one on ties), out of `scores` (method -> scores)."""
+    best = {}
+    for name in names:
+        best[name] = baselines[0]
+        for method in baselines[1:]:
+            if beats(scores[method][name], scores[best[name]][name], name):
+                best[name] = method
+    return best
+
+
+def best_baseline(scores: Dict[str, Scores], baselines: Sequence[str], names: Sequence[str] = TARGET_METRICS) -> str:
+    """The baseline that is best on the most of `names` (the first one in `baselines` on ties)."""
+    winners = list(best_baselines(scores, baselines, names).values())
+    return max(baselines, key=winners.count)
+
+
+@dataclass
+class TargetCheck:
+    """FS-Diff against the best baseline of each metric, on one dataset and scale.
+
+    Args:
+        method (`str`): the FS-Diff method's name. required (`int`): wins needed to pass.
+        values (`Dict[str, float]`): FS-Diff's mean of each metric.
+        best (`Dict[str, Tuple[str, float]]`): metric -> (the best baseline, its value).
+    """
+
+    method: str
+    values: Dict[str, float]
+    best: Dict[str, Tuple[str, float]]
+    required: int = TARGET_WINS
+    wins: List[str] = field(init=False)
+
+    def __post_init__(self):
+        self.wins = [name for name, (_, value) in self.best.items() if beats(self.values[name], value, name)]
+
+    @property
+    def passed(self) -> bool:
+        return len(self.wins) >= self.required
+
+    def summary(self) -> str:
+        """E.g. "MISS: 4 of 9 (needs 6): wins EN, SD, SF, AG"."""
+        verdict = "PASS" if self.passed else "MISS"
+        return (
+            f"{verdict}: {len(self.wins)} of {len(self.best)} (needs {self.required}): "
+            f"wins {', '.join(self.wins) or 'none'}"
+        )
+
+    def details(self) -> str:
+        """Every metric as "name FS-Diff value vs best baseline value (baseline)", a win marked ">", a loss "<="."""
+        return "; ".join(
+            f"{name} {self.values[name]:.4g} {'>' if name in self.wins else '<='} {value:.4g} ({short(method)})"
+            for name, (method, value) in self.best.items()
+        )
+
+
+def target_check(
+    scores: Dict[str, Scores],
+    method: str,
+    baselines: Sequence[str],
+    names: Sequence[str] = TARGET_METRICS,
+    required: int = TARGET_WINS,
+) -> TargetCheck:
+    """`method` (FS-Diff) against the best of `baselines` on each of `names`, from `scores` (method -> scores)."""
+    best = best_baselines(scores, baselines, names)
+    return TargetCheck(
+        method,
+        {name: scores[method][name] for name in names},
+        {n: (b, scores[b][n]) for n, b in best.items()},
+        required,
+    )
+
+
 # ----------------------------------------------------------------------------- the protocol on the test split
+Grid = Dict[str, Dict[str, Dict[str, np.ndarray]]]
+"""dataset -> stem -> images: "infrared_lr", "visible_lr", then each method's output."""
+
+
+@dataclass
+class ProtocolResults:
+    """What `run_protocol` measured.
+
+    Args:
+        means (`Dict[Tuple[str, int, str], Scores]`): (dataset, scale, method) -> mean scores over the pairs.
+        seconds (`Dict[Tuple[str, int, str], float]`): (dataset, scale, method) -> mean seconds per image.
+        grid (`Grid`): the images of the first `GRID_PAIRS` pairs of each dataset at `GRID_SCALE`.
+    """
+
+    means: Dict[Tuple[str, int, str], Scores]
+    seconds: Dict[Tuple[str, int, str], float]
+    grid: Grid
+
+    def methods(self, dataset: str) -> List[str]:
+        """The methods run on `dataset`, in the order they ran."""
+        return list(dict.fromkeys(key[2] for key in self.means if key[0] == dataset))
+
+    def scores(self, dataset: str, scale: int) -> Dict[str, Scores]:
+        return {method: self.means[dataset, scale, method] for method in self.methods(dataset)}
+
+    def target_checks(self, scales: Sequence[int]) -> Dict[Tuple[str, int], TargetCheck]:
+        """(dataset, scale) -> FS-Diff's target check, wherever FS-Diff ran."""
+        checks = {}
+        for dataset in dict.fromkeys(key[0] for key in self.means):
+            methods = self.methods(dataset)
+            baselines = [method for method in methods if not is_fsdiff(method)]
+            for method in filter(is_fsdiff, methods):
+                for scale in scales:
+                    checks[dataset, scale] = target_check(self.scores(dataset, scale), method, baselines)
+        return checks
+
+
 def run_protocol(
-    datasets: Dict[str, List[Pair]], scales: Sequence[int], methods: Dict[str, Method]
-) -> Tuple[Dict[Tuple[str, int, str], Scores], Dict[Tuple[str, str], Dict[str, np.ndarray]]]:
+    datasets: Dict[str, List[Pair]],
+    scales: Sequence[int],
+    methods: Dict[str, Dict[str, Method]],
+    crop: Optional[int] = None,
+) -> ProtocolResults:
     """Every method on every test pair at every scale.
 
-    Returns:
-        `(means, grid)`: (dataset, scale, method) -> mean scores; (dataset, stem) -> images of the grid pairs at
-        `GRID_SCALE` (the HR sources and each method's output).
+    Args:
+        datasets: dataset -> its test pairs. scales: the scales to run. methods: dataset -> the methods to run on it.
+        crop: centre-crop the sources to `crop` x `crop` first (quick checks; `None` for the protocol).
     """
-    rows, grid = defaultdict(list), {}
+    rows, seconds, grid = defaultdict(list), defaultdict(list), defaultdict(dict)
     for dataset, pairs in datasets.items():
-        for pair in tqdm(pairs, desc=dataset, unit="pair", file=sys.stderr):
-            infrared, visible = (protocol.load_grey(path, name) for name, path in pair.paths.items())
+        for index, pair in enumerate(tqdm(pairs, desc=dataset, unit="pair", file=sys.stderr)):
+            infrared, visible = load_sources(pair, crop)
             for scale in scales:
                 example = protocol.make_pair(infrared, visible, scale)
-                outputs = {
-                    name: method(example.infrared_lr, example.visible_lr, scale) for name, method in methods.items()
-                }
-                for name, fused in outputs.items():
-                    rows[dataset, scale, name].append(score(fused, example.infrared, example.visible))
-                if scale == GRID_SCALE and dataset in GRID_DATASETS and pair is pairs[0]:
-                    grid[dataset, pair.stem] = {"infrared": example.infrared, "visible": example.visible, **outputs}
-    return {key: mean_scores(values) for key, values in rows.items()}, grid
+                outputs = {}
+                for name, method in methods[dataset].items():
+                    outputs[name], elapsed = timed(method, example.infrared_lr, example.visible_lr, scale)
+                    seconds[dataset, scale, name].append(elapsed)
+                    rows[dataset, scale, name].append(score(outputs[name], example.infrared, example.visible))
+                if scale == GRID_SCALE and index < GRID_PAIRS:
+                    inputs = {"infrared_lr": example.infrared_lr, "visible_lr": example.visible_lr}
+                    grid[dataset][pair.stem] = {**inputs, **outputs}
+    return ProtocolResults(
+        {key: mean_scores(values) for key, values in rows.items()},
+        {key: float(np.mean(values)) for key, values in seconds.items()},
+        dict(grid),
+    )
 
 
 # ----------------------------------------------------------------------------- HKDnet's outputs
@@ -192,8 +389,9 @@ def run_hkdnet(methods: Dict[str, Method], limit: Optional[int]) -> Dict[Tuple[i
 
 
 # ----------------------------------------------------------------------------- figures
-def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int]) -> List[Path]:
-    """One PNG per scale: a panel per DESIGN metric, a group of bars (one per method) per dataset."""
+def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int], figures_dir: Path) -> List[Path]:
+    """One PNG per scale: a panel per DESIGN metric, a group of bars (one per method) per dataset (none where the
+    method did not run on it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,7 +405,7 @@ def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int])
         width = 0.8 / len(methods)
         for axis, metric, title in zip(axes.flat, DESIGN_COLUMNS, labels(DESIGN_COLUMNS)):
             for index, method in enumerate(methods):
-                values = [means[dataset, scale, method][metric] for dataset in datasets]
+                values = [means.get((dataset, scale, method), {}).get(metric, np.nan) for dataset in datasets]
                 axis.bar(np.arange(len(datasets)) + index * width, values, width, label=method)
             axis.set_title(title)
             axis.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2)
@@ -215,16 +413,19 @@ def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int])
         figure.legend(*axes.flat[0].get_legend_handles_labels(), loc="upper right", ncol=len(methods), fontsize=8)
         figure.suptitle(f"x{scale}: mean over the test pairs of each dataset (VIFB convention)", x=0.01, ha="left")
         figure.tight_layout(rect=(0, 0, 1, 0.96))
-        paths.append(FIGURES_DIR / f"quality_x{scale}.png")
+        paths.append(figures_dir / f"quality_x{scale}.png")
         figure.savefig(paths[-1], dpi=60)
         plt.close(figure)
     return paths
 
 
-def tile(image: np.ndarray, label: str) -> PIL.Image.Image:
-    """`image` shrunk to fit `GRID_TILE`, centred on black, with `label` above it."""
+def tile(image: np.ndarray, label: str, size: Optional[Tuple[int, int]] = None) -> PIL.Image.Image:
+    """`image` (first resized to `size` = (height, width) with nearest neighbours, when given) shrunk to fit
+    `GRID_TILE`, centred on black, with `label` above it."""
     width, height = GRID_TILE
     picture = PIL.Image.fromarray(image)
+    if size is not None:
+        picture = picture.resize(size[::-1], PIL.Image.Resampling.NEAREST)
     picture.thumbnail((width, height), PIL.Image.Resampling.LANCZOS)
     canvas = PIL.Image.new("L", (width, height + 14))
     canvas.paste(picture, ((width - picture.width) // 2, 14 + (height - picture.height) // 2))
@@ -232,27 +433,39 @@ def tile(image: np.ndarray, label: str) -> PIL.Image.Image:
     return canvas
 
 
-def grid_labels(dataset: str, stem: str, names: Sequence[str]) -> List[str]:
-    """Labels of a grid row: the pair and its two modality folders, then the methods (shortened)."""
+def grid_row(dataset: str, stem: str, images: Dict[str, np.ndarray], methods: Sequence[str]) -> List[PIL.Image.Image]:
+    """One pair of a grid: its two LR inputs (nearest-neighbour upsampled to the output size), then `methods`."""
     first, second = (folder.name for folder in source_folders(dataset))
-    pair = f"{dataset.replace('Harvard_', '')} {stem}"
-    return [f"{pair} {first}", second, *(name.replace("bicubic + ", "bic+") for name in names[2:])]
-
-
-def image_grid(grid: Dict[Tuple[str, str], Dict[str, np.ndarray]]) -> Path:
-    """One row per grid pair: its HR sources, then every method's x4 output."""
-    rows = [
-        [tile(image, label) for image, label in zip(images.values(), grid_labels(dataset, stem, list(images)))]
-        for (dataset, stem), images in grid.items()
+    size = images[methods[0]].shape
+    return [
+        tile(images["infrared_lr"], f"{stem} LR {first} x{GRID_SCALE}", size),
+        tile(images["visible_lr"], f"LR {second}", size),
+        *(tile(images[method], short(method)) for method in methods),
     ]
-    width, height = rows[0][0].size
-    canvas = PIL.Image.new("L", (width * max(len(row) for row in rows), height * len(rows)))
-    for row_index, row in enumerate(rows):
-        for column, picture in enumerate(row):
-            canvas.paste(picture, (column * width, row_index * height))
-    path = FIGURES_DIR / f"quality_grid_x{GRID_SCALE}.png"
-    canvas.save(path, optimize=True)
-    return path
+
+
+def image_grids(measured: ProtocolResults, figures_dir: Path) -> Dict[str, Tuple[Path, str]]:
+    """One PNG per dataset: a row per grid pair with its LR inputs, the best baseline at `GRID_SCALE` (the one best
+    on the most of `TARGET_METRICS`) and FS-Diff where it ran.
+
+    Returns:
+        dataset -> (the PNG, the best baseline's name).
+    """
+    paths = {}
+    for dataset, pairs in measured.grid.items():
+        scores = measured.scores(dataset, GRID_SCALE)
+        baselines = [method for method in scores if not is_fsdiff(method)]
+        best = best_baseline(scores, baselines)
+        methods = [best, *filter(is_fsdiff, scores)]
+        rows = [grid_row(dataset, stem, images, methods) for stem, images in pairs.items()]
+        width, height = rows[0][0].size
+        canvas = PIL.Image.new("L", (width * len(rows[0]), height * len(rows)))
+        for row_index, row in enumerate(rows):
+            for column, picture in enumerate(row):
+                canvas.paste(picture, (column * width, row_index * height))
+        paths[dataset] = figures_dir / f"quality_grid_x{GRID_SCALE}_{dataset}.png", best
+        canvas.save(paths[dataset][0], optimize=True)
+    return paths
 
 
 # ----------------------------------------------------------------------------- RESULTS.md
@@ -271,21 +484,66 @@ def leaders(scores: Dict[str, Scores]) -> str:
     return ", ".join(f"{name} {method} ({scores[method][name]:.4g})" for name, method in best.items())
 
 
-def dataset_tables(means, pair_counts: Dict[str, int], scales: Sequence[int], methods: Sequence[str]) -> str:
-    headers = ["scale", "method", *labels(COLUMNS)]
+def target_table(checks: Dict[Tuple[str, int], TargetCheck], dataset: str, scales: Sequence[int]) -> str:
+    """FS-Diff against the best baseline of each target metric, a row per scale of `dataset` ("" without FS-Diff)."""
+    rows = [
+        [f"x{scale}", f"{len(check.wins)} / {len(check.best)}"]
+        + [
+            f"{'**' * (name in check.wins)}{check.values[name]:.4g}{'**' * (name in check.wins)} vs {value:.4g} "
+            f"({short(method)})"
+            for name, (method, value) in check.best.items()
+        ]
+        for scale in scales
+        if (check := checks.get((dataset, scale)))
+    ]
+    if not rows:
+        return ""
+    table = markdown_table(["scale", "wins", *TARGET_METRICS], rows)
+    return "FS-Diff against the best baseline of each metric (bold: FS-Diff is better):\n\n" + table
+
+
+def target_line(checks: Dict[Tuple[str, int], TargetCheck]) -> str:
+    """The issue's target, on `TARGET_CASE`, as one line with the numbers ("" when it was not run)."""
+    dataset, scale = TARGET_CASE
+    if TARGET_CASE not in checks:
+        return ""
+    check = checks[TARGET_CASE]
+    return (
+        f"**Target check ({dataset} x{scale}: FS-Diff beats the best baseline on at least {check.required} of "
+        f"{', '.join(check.best)}): {check.summary()}.** Per metric (FS-Diff vs the best baseline): "
+        f"{check.details()}."
+    )
+
+
+def dataset_tables(
+    measured: ProtocolResults, pair_counts: Dict[str, int], scales: Sequence[int], grids: Dict[str, Tuple[Path, str]]
+) -> str:
+    headers = ["scale", "method", *labels(COLUMNS), "s/image"]
+    checks = measured.target_checks(scales)
     parts = []
     for dataset, count in pair_counts.items():
+        methods = measured.methods(dataset)
         rows = [
-            [f"x{scale}", method, *cells(means[dataset, scale, method], COLUMNS)]
+            [f"x{scale}", method, *cells(measured.means[dataset, scale, method], COLUMNS)]
+            + [f"{measured.seconds[dataset, scale, method]:.3g}"]
             for scale in scales
             for method in methods
         ]
-        best = [f"x{scale}: {leaders({m: means[dataset, scale, m] for m in methods})}" for scale in scales]
+        best = [f"x{scale}: {leaders(measured.scores(dataset, scale))}" for scale in scales]
         parts.append(
             f"### {dataset} ({count} test pair{'s' * (count != 1)})\n\n{markdown_table(headers, rows)}\n\n"
             f"Highest {' / '.join(LEAD_METRICS)}: " + "; ".join(best) + "."
         )
-    return "\n\n".join(parts)
+        parts.append(target_table(checks, dataset, scales))
+        if dataset in grids:
+            path, baseline = grids[dataset]
+            parts.append(
+                f"x{GRID_SCALE}, first {len(measured.grid[dataset])} test pair(s): LR inputs (nearest-neighbour "
+                f"upsampled), the best baseline ({baseline}: best on the most of the {len(TARGET_METRICS)} target "
+                f"metrics at x{GRID_SCALE}){', FS-Diff' if any(map(is_fsdiff, methods)) else ''}.\n\n"
+                f"![{dataset} x{GRID_SCALE}]({path})"
+            )
+    return "\n\n".join(part for part in parts if part)
 
 
 def reference_check(means) -> str:
@@ -359,7 +617,32 @@ same scale, so every output has HKDnet's output size), and every output is score
 Read the no-reference columns and the x2-referenced tables together; neither alone says which is better."""
 
 
-def section(args, methods, means, pair_counts, hkdnet, figures, seconds) -> str:
+def pipeline_text(args: argparse.Namespace, pair_counts: Dict[str, int]) -> str:
+    """Which FS-Diff model ran, how, and on which datasets ("" without `--pipeline`)."""
+    if not args.pipeline:
+        return ""
+    ran = [dataset for dataset in [*pair_counts, HKDNET] if dataset in args.pipeline_datasets]
+    skipped = [dataset for dataset in pair_counts if dataset not in args.pipeline_datasets]
+    model = (
+        "`fsdiff_diffusers.DEFAULT_MODEL` (the shipped infrared-visible model)"
+        if args.pipeline == "default"
+        else f"`{args.pipeline}`"
+    )
+    return (
+        f"FS-Diff: {model}, {args.steps} steps of {args.scheduler or 'its own scheduler'}, seed 0, {args.dtype} on "
+        f"{args.device}, {torch.get_num_threads()} threads. It ran on {', '.join(ran) or 'no dataset'}"
+        + (
+            f"; the rows of {', '.join(skipped)} show the baselines only (the model was trained on infrared-visible "
+            "pairs; add them to `--pipeline_datasets` to run it there)."
+            if skipped
+            else "."
+        )
+        + " s/image: wall time of one method call per pair (FS-Diff: the whole pipeline call, encoder included; "
+        "the baselines: upsampling and fusion), mean over the pairs; metric computation not included."
+    )
+
+
+def section(args, measured: ProtocolResults, pair_counts, hkdnet, hkdnet_methods, figures, grids, seconds) -> str:
     load = os.getloadavg()[0]
     parts = [
         "## Fusion + super-resolution quality (`quality.py`)",
@@ -374,14 +657,35 @@ def section(args, methods, means, pair_counts, hkdnet, figures, seconds) -> str:
         '(`metrics.evaluate`); PSNR is given in both forms: "PSNR (VIFB)" is VIFB\'s `metricsPsnr.m` '
         '(20 log10(255 / sqrt(m)), m a size-dependent RMSE mean: not comparable to the usual PSNR), "PSNR (MSE)" '
         "the usual 10 log10(255^2 / MSE) with MSE the mean over both sources (the form of DESIGN.md's tables). "
-        'Nabf is the only lower-is-better column. Lead with Qabf and SCD (DESIGN.md, "How to read them").',
-        reference_check(means),
-        dataset_tables(means, pair_counts, args.scales, methods),
-        "Figures: " + ", ".join(f"[{path.name}](figures/{path.name})" for path in figures) + "." if figures else "",
+        'Nabf is the only lower-is-better column. Lead with Qabf and SCD (DESIGN.md, "How to read them").'
+        + (
+            f" Sources centre-cropped to {args.crop} x {args.crop} first (a quick check, not the protocol)."
+            if args.crop
+            else ""
+        ),
+        pipeline_text(args, pair_counts),
+        target_line(measured.target_checks(args.scales)),
+        reference_check(measured.means) if not (args.crop or args.limit) else "",
+        dataset_tables(measured, pair_counts, args.scales, grids),
+        "Figures: " + ", ".join(f"[{path.name}]({path})" for path in figures) + "." if figures else "",
     ]
     if hkdnet:
-        parts += [HKDNET_TEXT, hkdnet_tables(hkdnet, methods)]
+        parts += [HKDNET_TEXT, hkdnet_tables(hkdnet, hkdnet_methods)]
     return "\n\n".join(part for part in parts if part)
+
+
+def write_results_section(name: str, body: str, path: Path) -> None:
+    """`results.write_section(name, body)` into the file `path` instead of benchmarks/RESULTS.md, when it differs."""
+    default, results.RESULTS_PATH = results.RESULTS_PATH, Path(path)
+    try:
+        results.write_section(name, body)
+    finally:
+        results.RESULTS_PATH = default
+
+
+def relative_link(path: Path, results_path: Path) -> Path:
+    """`path` as a markdown link from the folder of `results_path`."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(results_path).resolve().parent))
 
 
 # ----------------------------------------------------------------------------- main
@@ -400,33 +704,78 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), help="default: 2 4 8")
     parser.add_argument("--methods", nargs="+", choices=FUSION_METHODS, default=["mean", "max", "laplacian", "gff"])
-    parser.add_argument("--pipeline", help="folder (or Hub id) of a saved FSDiffPipeline to add as a method")
+    add_pipeline_arguments(parser)
     parser.add_argument("--steps", type=int, default=10, help="denoising steps of --pipeline (default: 10)")
     parser.add_argument("--scheduler", help="diffusers scheduler class for --pipeline, e.g. DDIMScheduler")
+    parser.add_argument(
+        "--pipeline_datasets",
+        nargs="+",
+        choices=datasets,
+        default=list(PIPELINE_DATASETS),
+        metavar="NAME",
+        help=f"where --pipeline runs (default: {' '.join(PIPELINE_DATASETS)}; the others show baselines only)",
+    )
     parser.add_argument("--limit", type=int, help="at most this many pairs per dataset (quick checks)")
-    parser.add_argument("--no-write", action="store_true", help="print only: leave RESULTS.md and figures/ alone")
+    parser.add_argument(
+        "--crop", type=int, help="centre-crop the sources to N x N first (quick checks; MS-SSIM needs N >= 176)"
+    )
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     args.argv = list(argv)
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def add_pipeline_arguments(parser: argparse.ArgumentParser, default: Optional[str] = None) -> None:
+    """--pipeline, --threads, --device and --dtype (shared with sampler_sweep.py)."""
+    parser.add_argument(
+        "--pipeline",
+        default=default,
+        help="'default' (fsdiff_diffusers.DEFAULT_MODEL, the shipped infrared-visible model), or the folder / Hub id "
+        f"of a saved FSDiffPipeline{'' if default else ' to add as a method'}",
+    )
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads(N) (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="torch device of the pipeline (default: cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="pipeline dtype (default: float32)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--no-write, --results and --figures_dir (shared with sampler_sweep.py)."""
+    parser.add_argument("--no-write", action="store_true", help="print only: leave RESULTS.md and figures/ alone")
+    parser.add_argument("--results", type=Path, default=results.RESULTS_PATH, help="the RESULTS.md to write into")
+    parser.add_argument("--figures_dir", type=Path, default=FIGURES_DIR, help="where the figures go")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     methods = build_methods(args)
     split = test_split()
     datasets = {name: test_pairs(name, split[name], args.limit) for name in args.datasets if name != HKDNET}
-    means, grid = run_protocol(datasets, args.scales, methods) if datasets else ({}, {})
-    hkdnet = run_hkdnet(methods, args.limit) if HKDNET in args.datasets else {}
-    for key, scores in {**means, **hkdnet}.items():
-        print(*key, " ".join(f"{name}={value:.4g}" for name, value in scores.items()))
+    per_dataset = {name: methods_for(name, methods, args.pipeline_datasets) for name in datasets}
+    measured = run_protocol(datasets, args.scales, per_dataset, args.crop)
+    hkdnet_methods = methods_for(HKDNET, methods, args.pipeline_datasets)
+    hkdnet = run_hkdnet(hkdnet_methods, args.limit) if HKDNET in args.datasets else {}
+    for key, scores in {**measured.means, **hkdnet}.items():
+        seconds = f" s/image={measured.seconds[key]:.3g}" if key in measured.seconds else ""
+        print(*key, " ".join(f"{name}={value:.4g}" for name, value in scores.items()) + seconds)
+    for (dataset, scale), check in measured.target_checks(args.scales).items():
+        print(f"target check {dataset} x{scale} ({check.method}): {check.summary()}; {check.details()}")
     if args.no_write:
-        return
-    FIGURES_DIR.mkdir(exist_ok=True)
-    figures = (bar_charts(means, args.scales) if means else []) + ([image_grid(grid)] if grid else [])
+        return measured
+    args.figures_dir.mkdir(parents=True, exist_ok=True)
+    figures = bar_charts(measured.means, args.scales, args.figures_dir) if measured.means else []
+    grids = image_grids(measured, args.figures_dir) if measured.grid else {}
+    link = partial(relative_link, results_path=args.results)
+    figures, grids = [link(path) for path in figures], {
+        name: (link(path), best) for name, (path, best) in grids.items()
+    }
     pair_counts = {name: len(pairs) for name, pairs in datasets.items()}
     seconds = time.perf_counter() - start
-    write_section("quality", section(args, list(methods), means, pair_counts, hkdnet, figures, seconds))
+    body = section(args, measured, pair_counts, hkdnet, list(hkdnet_methods), figures, grids, seconds)
+    write_results_section("quality", body, args.results)
+    return measured
 
 
 if __name__ == "__main__":

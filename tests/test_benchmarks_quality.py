@@ -1,0 +1,194 @@
+"""Quick checks of `benchmarks/quality.py` and `benchmarks/sampler_sweep.py`: their verdict logic on constructed
+numbers, and both scripts end to end with a tiny random pipeline on one small crop of a real test pair, writing into
+temporary files only (never the repository's RESULTS.md or figures)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from .conftest import DATA_DIR, tiny_pipeline
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import quality  # noqa: E402
+import sampler_sweep  # noqa: E402
+from sampler_sweep import SweepRun  # noqa: E402
+
+needs_data = pytest.mark.skipif(
+    not DATA_DIR.is_dir(),
+    reason=f"real image pairs not found at {DATA_DIR} (the shared data folder beside the checkout)",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "pipeline"
+    tiny_pipeline().save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def outputs(tmp_path) -> list:
+    """`--results` and `--figures_dir` in `tmp_path`; afterwards, checks that the repository's RESULTS.md and
+    figures were left alone (other benchmarks may write them meanwhile, so only what these tests would write)."""
+    written = ["sampler_sweep.png", "quality_x4.png", "quality_grid_x4_TNO.png", "quality_grid_x4_Harvard_MRI_CT.png"]
+    figures = {name: BENCHMARKS / "figures" / name for name in written}
+    before = {name: path.exists() and path.stat().st_mtime_ns for name, path in figures.items()}
+    yield ["--results", str(tmp_path / "RESULTS.md"), "--figures_dir", str(tmp_path / "figures")]
+    assert {name: path.exists() and path.stat().st_mtime_ns for name, path in figures.items()} == before
+    assert str(tmp_path) not in (BENCHMARKS / "RESULTS.md").read_text()
+
+
+# ----------------------------------------------------------------------------- quality.py: target check
+def scores_with(values: dict) -> quality.Scores:
+    return {name: values.get(name, 1.0) for name in quality.TARGET_METRICS}
+
+
+def test_target_check_counts_wins_over_the_best_baseline_of_each_metric():
+    names = quality.TARGET_METRICS
+    baselines = {
+        "bicubic + a": scores_with({name: 2.0 for name in names[:5]}),  # best on EN, SD, SF, AG, MI
+        "bicubic + b": scores_with({name: 3.0 for name in names[5:]}),  # best on SCD, VIF, Qabf, SSIM
+    }
+    # beats a (2.0) on EN..MI, ties b (3.0) on SCD, beats b on VIF, loses to it on Qabf, SSIM
+    fsdiff = scores_with({**{name: 2.5 for name in names[:5]}, "SCD": 3.0, "VIF": 3.1, "Qabf": 2.9, "SSIM": 0.1})
+    scores = {**baselines, "FS-Diff": fsdiff}
+    check = quality.target_check(scores, "FS-Diff", list(baselines))
+    assert check.wins == ["EN", "SD", "SF", "AG", "MI", "VIF"]  # a tie is no win
+    assert check.best["SCD"] == ("bicubic + b", 3.0) and check.best["EN"] == ("bicubic + a", 2.0)
+    assert check.passed and check.summary().startswith("PASS: 6 of 9 (needs 6)")
+    assert "Qabf 2.9 <= 3 (bic+b)" in check.details() and "VIF 3.1 > 3 (bic+b)" in check.details()
+
+    scores["FS-Diff"] = {**fsdiff, "VIF": 2.0}
+    check = quality.target_check(scores, "FS-Diff", list(baselines))
+    assert not check.passed and check.summary().startswith("MISS: 5 of 9 (needs 6)")
+    assert quality.best_baseline(scores, list(baselines)) == "bicubic + a"  # best on 5 of the 9
+
+
+def test_target_check_respects_lower_is_better():
+    scores = {"bicubic + a": {"Nabf": 0.1}, "bicubic + b": {"Nabf": 0.05}, "FS-Diff": {"Nabf": 0.07}}
+    check = quality.target_check(scores, "FS-Diff", ["bicubic + a", "bicubic + b"], names=["Nabf"], required=1)
+    assert check.best == {"Nabf": ("bicubic + b", 0.05)} and check.wins == [] and not check.passed
+
+
+def test_target_line_and_table_come_from_the_checks():
+    scores = {"bicubic + a": scores_with({}), "FS-Diff": scores_with({"EN": 2.0})}
+    checks = {("TNO", 4): quality.target_check(scores, "FS-Diff", ["bicubic + a"])}
+    line = quality.target_line(checks)
+    assert "TNO x4" in line and "MISS: 1 of 9 (needs 6): wins EN" in line
+    table = quality.target_table(checks, "TNO", [2, 4]).splitlines()
+    assert table[2].startswith("| scale | wins | EN |") and table[4].startswith("| x4 | 1 / 9 | **2**")
+    assert len(table) == 5  # only the scale that has a check
+    assert quality.target_line({}) == "" and quality.target_table(checks, "MSRS", [4]) == ""
+
+
+def test_centre_crop():
+    image = np.arange(10 * 12).reshape(10, 12)
+    np.testing.assert_array_equal(quality.centre_crop(image, 4), image[3:7, 4:8])
+    assert quality.centre_crop(image, 11).shape == (10, 11) and quality.centre_crop(image, None) is image
+
+
+def test_pipeline_default_is_the_shipped_model(monkeypatch):
+    from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline
+
+    loaded = []
+    monkeypatch.setattr(
+        FSDiffPipeline,
+        "from_pretrained",
+        classmethod(lambda cls, path, **kwargs: loaded.append(path) or tiny_pipeline()),
+    )
+    pipe = quality.load_pipeline("default", scheduler="DDIMScheduler")
+    assert loaded == [DEFAULT_MODEL] and type(pipe.scheduler).__name__ == "DDIMScheduler"
+    assert pipe.scheduler.config.prediction_type == pipe.unet.config.prediction_type
+
+
+# ----------------------------------------------------------------------------- sampler_sweep.py: verdicts and tables
+def run(scheduler: str, steps: int, factor: float, seconds: float = 1.0) -> SweepRun:
+    """A run whose every metric is `factor` times the reference's (1.0), its last one twice as far off."""
+    scores = {name: factor for name in quality.TARGET_METRICS}
+    scores["SSIM"] = 1 + 2 * (factor - 1)
+    return SweepRun(scheduler, steps, scores, seconds, float(steps))
+
+
+REFERENCE = run("DDPM", 1000, 1.0, seconds=100.0)
+
+
+def test_relative_difference():
+    assert sampler_sweep.relative_difference(0.99, -1.0) == pytest.approx(1.99)
+    assert sampler_sweep.relative_difference(1.01, 1.0) == pytest.approx(0.01)
+    assert sampler_sweep.relative_difference(0.0, 0.0) == 0 and sampler_sweep.relative_difference(1, 0) == np.inf
+
+
+def test_smallest_within_and_verdict():
+    runs = [run("DPM-Solver++", 4, 1.10), run("DPM-Solver++", 8, 1.004), run("DPM-Solver++", 16, 1.02)]
+    runs += [run("DDIM", 4, 1.2), run("DDIM", 25, 1.003)]
+    assert sampler_sweep.smallest_within(runs[:3], REFERENCE).steps == 8  # SSIM 0.8 % off, the rest 0.4 %
+    assert sampler_sweep.smallest_within(runs[3:], REFERENCE).steps == 25
+    assert sampler_sweep.verdict(runs, REFERENCE, "DPM-Solver++").startswith("**PASS**")
+    assert "8 steps (8 evaluations" in sampler_sweep.verdict(runs, REFERENCE, "DPM-Solver++")
+    miss = sampler_sweep.verdict(runs, REFERENCE, "DDIM")
+    assert miss.startswith("**MISS**") and "first gets there at 25 steps" in miss
+    assert "At 4 steps (4 evaluations) it is off by EN 20.00 %" in miss and "SSIM 40.00 %" in miss
+    assert "no step count tried" in sampler_sweep.verdict(runs[:1], REFERENCE, "DPM-Solver++")
+
+
+def test_sweep_and_summary_tables():
+    runs = [run("DDIM", 4, 1.2), run("DDIM", 8, 1.001), run("UniPC", 4, 1.05)]
+    lines = sampler_sweep.sweep_table(runs, REFERENCE).splitlines()
+    header = lines[0].split(" | ")
+    assert len(lines) == 2 + 1 + len(runs) and header[1:4] == ["steps", "U-Net evals", "s/image"]
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+    assert "(reference)" in lines[2] and lines[3].endswith("| 40.00 % (SSIM) | no |") and lines[4].endswith("| yes |")
+    summary = sampler_sweep.summary_table(runs, REFERENCE, ["DDIM", "UniPC"]).splitlines()
+    assert summary[2].startswith("| DDIM | 8 | 8 |") and summary[3].startswith("| UniPC | none of 4 |")
+    assert "closest: 4 steps, 10.00 %" in summary[3]
+
+
+# ----------------------------------------------------------------------------- both scripts end to end
+@needs_data
+def test_sampler_sweep_main(tiny_pipeline_dir, outputs, tmp_path):
+    argv = ["--pipeline", str(tiny_pipeline_dir), "--limit", "1", "--crop", "64", "--steps", "4", "2"]
+    argv += ["--reference_steps", "8", "--schedulers", "DDIM", "UniPC", "--threads", "1"]
+    argv += ["--cache_dir", str(tmp_path / "cache"), *outputs]
+    runs, reference, default = sampler_sweep.main(argv)
+    assert default == "DPM-Solver++"  # the tiny pipeline's scheduler: added to the sweep
+    assert [(r.scheduler, r.steps) for r in runs] == [
+        (s, n) for s in ("DDIM", "UniPC", "DPM-Solver++") for n in (2, 4)
+    ]
+    assert (reference.scheduler, reference.steps, reference.evaluations) == ("DDPM", 8, 8)
+    assert all(r.evaluations == r.steps and r.seconds > 0 and r.cached == 0 for r in runs)
+    assert set(reference.scores) == set(quality.TARGET_METRICS)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- sampler_sweep:start -->" in text and ("**PASS**" in text or "**MISS**" in text)
+    assert "--reference_steps 8" in text and "](figures/sampler_sweep.png)" in text
+    assert (tmp_path / "figures" / "sampler_sweep.png").stat().st_size > 0
+
+    again, cached_reference, _ = sampler_sweep.main(argv + ["--no-write"])  # everything from the cache
+    assert cached_reference.cached == 1 and all(r.cached == 1 for r in again)
+    assert [r.scores for r in again] == [r.scores for r in runs]
+
+
+@needs_data
+def test_quality_main_runs_the_pipeline_on_infrared_visible_only(tiny_pipeline_dir, outputs, tmp_path):
+    argv = ["--datasets", "TNO", "Harvard_MRI_CT", "--scales", "4", "--methods", "mean", "max"]
+    argv += ["--pipeline", str(tiny_pipeline_dir), "--steps", "2", "--limit", "1", "--crop", "192", "--threads", "1"]
+    measured = quality.main(argv + outputs)
+    fsdiff = quality.fsdiff_name(2)
+    assert measured.methods("TNO") == ["bicubic + mean", "bicubic + max", fsdiff]
+    assert measured.methods("Harvard_MRI_CT") == ["bicubic + mean", "bicubic + max"]
+    assert measured.seconds["TNO", 4, fsdiff] > 0
+    assert list(measured.target_checks([4])) == [("TNO", 4)]
+
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "**Target check (TNO x4" in text and "Harvard_MRI_CT show the baselines only" in text
+    assert "| x4 | bicubic + max |" in text and f"| x4 | {fsdiff} |" in text and "s/image |" in text
+    tno, medical = (
+        PIL.Image.open(tmp_path / "figures" / f"quality_grid_x4_{name}.png") for name in ("TNO", "Harvard_MRI_CT")
+    )
+    width, height = quality.GRID_TILE
+    assert tno.size == (4 * width, height + 14) and medical.size == (3 * width, height + 14)
+    assert "](figures/quality_grid_x4_TNO.png)" in text and (tmp_path / "figures" / "quality_x4.png").exists()
