@@ -20,6 +20,8 @@ import shutil
 from pathlib import Path
 
 import torch
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+from safetensors.torch import load_file
 
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails
@@ -60,7 +62,12 @@ def load_component(checkpoint: str, name: str, model_cls: type, use_ema: bool) -
         raise FileNotFoundError(
             f"{folder} has no config.json: --checkpoint must be a `checkpoint-<step>` folder of train_fsdiff.py."
         )
-    return model_cls.from_pretrained(folder)
+    # EMA folders also hold the EMA's own bookkeeping (decay, optimization_step, ...) in config.json: keep only the
+    # model's arguments so that the exported configs load without warnings.
+    init_config = model_cls.extract_init_dict(model_cls.load_config(folder))[0]
+    model = model_cls.from_config(init_config)
+    model.load_state_dict(load_file(os.path.join(folder, SAFETENSORS_WEIGHTS_NAME)))
+    return model
 
 
 def checkpoint_training_details(checkpoint: str, prediction_type: str) -> TrainingDetails | None:
