@@ -2,7 +2,7 @@
 """Swap the pipeline's scheduler and compare speed and result at a few step counts.
 
     python examples/compare_schedulers.py                                  # 5 schedulers x 5/10/20 steps
-    python examples/compare_schedulers.py --schedulers dpm++ unipc heun --steps 4 8 --size 64
+    python examples/compare_schedulers.py --schedulers dpm++ heun EulerAncestralDiscreteScheduler --steps 4 8
 
 Any Diffusers scheduler compatible with DDPMScheduler can replace the shipped DPM-Solver++ sampler; build it from the
 pipeline's scheduler config (betas, prediction type, clipping): `XScheduler.from_config(pipe.scheduler.config)`.
@@ -16,23 +16,15 @@ import argparse
 import time
 from typing import NamedTuple
 
-import diffusers
 import numpy as np
 import torch
 
 from _common import DEVICE, default_pair, load_pipeline
 from fsdiff_diffusers import DEFAULT_MODEL
+from fsdiff_diffusers.cli import SCHEDULER_ALIASES, scheduler_class  # the names `fsdiff fuse --scheduler` takes
 
-SCHEDULERS = {
-    "dpm++": diffusers.DPMSolverMultistepScheduler,
-    "unipc": diffusers.UniPCMultistepScheduler,
-    "ddim": diffusers.DDIMScheduler,
-    "euler": diffusers.EulerDiscreteScheduler,
-    "heun": diffusers.HeunDiscreteScheduler,
-    "euler_a": diffusers.EulerAncestralDiscreteScheduler,
-    "ddpm": diffusers.DDPMScheduler,
-}
-STOCHASTIC = {"euler_a", "ddpm"}
+STOCHASTIC = {"DDPMScheduler", "EulerAncestralDiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}
+"""Samplers that add fresh noise at every step (the others are deterministic ODE solvers)."""
 
 
 class Result(NamedTuple):
@@ -46,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Saved pipeline folder or Hub id.")
     parser.add_argument("--schedulers", nargs="+", default=["dpm++", "unipc", "ddim", "euler", "ddpm"],
-                        choices=sorted(SCHEDULERS))  # fmt: skip
+                        help=f"Short names ({', '.join(SCHEDULER_ALIASES)}) or Diffusers class names.")  # fmt: skip
     parser.add_argument("--steps", nargs="+", type=int, default=[5, 10, 20])
     parser.add_argument("--reference_steps", type=int, default=50, help="Steps of the shipped scheduler's reference.")
     parser.add_argument("--size", type=int, default=80, help="Width of the low-resolution input pair.")
@@ -63,6 +55,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     pipe = load_pipeline(args.model, args.device)
     pipe.set_progress_bar_config(disable=True)
     shipped = pipe.scheduler
+    classes = {name: scheduler_class(name, shipped) for name in args.schedulers}  # unknown names fail up front
 
     def fuse(steps: int) -> tuple[np.ndarray, float]:
         start = time.perf_counter()
@@ -75,8 +68,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
     reference_name = type(shipped).__name__.removesuffix("Scheduler") + " (ref)"
     results = [Result(reference_name, args.reference_steps, seconds, 0.0)]
     skipped = []
-    for name in args.schedulers:
-        pipe.scheduler = SCHEDULERS[name].from_config(shipped.config)
+    for name, scheduler in classes.items():
+        pipe.scheduler = scheduler.from_config(shipped.config)
+        name += " *" if scheduler.__name__ in STOCHASTIC else ""
         try:
             for steps in args.steps:
                 image, seconds = fuse(steps)
@@ -90,7 +84,6 @@ def main(argv: list[str] | None = None) -> list[Result]:
     print(f"| {'scheduler':<24} | steps | s / image |   MAD vs ref |")
     print(f"|{'-' * 26}|-------|-----------|--------------|")
     for name, steps, seconds, difference in results:
-        name += " *" if name in STOCHASTIC else ""
         print(f"| {name:<24} | {steps:>5} | {seconds:>9.2f} | {difference:>12.2f} |")
     print("MAD: mean absolute difference (0-255) to the reference; * stochastic sampler (a different sample).")
     for line in skipped:

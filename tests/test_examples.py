@@ -131,6 +131,8 @@ def test_compare_schedulers_table(tiny_model, capsys):
     assert len(rows) == 1 + len(results)  # header + one row per result
     assert any(row.startswith("| ddim ") and "|     3 |" in row for row in rows)
     assert "fused at x2 to 64x48" in table
+    with pytest.raises(ValueError, match="unknown scheduler 'nope'"):
+        run("compare_schedulers", "--model", tiny_model, "--schedulers", "ddim", "nope", "--size", 32)
 
 
 # finetune.py -------------------------------------------------------------------------------------------------------
