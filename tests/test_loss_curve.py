@@ -1,0 +1,51 @@
+"""training/loss_curve.py: the binned loss table read back from tensorboard event files."""
+
+import pytest
+
+pytest.importorskip("tensorboard", reason="loss_curve reads tensorboard logs: install the [train] extra")
+
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from training.loss_curve import binned_table, main, read_losses  # noqa: E402
+
+
+def _write_run(folder, steps, offset=0.0):
+    writer = SummaryWriter(str(folder))
+    for step in steps:
+        writer.add_scalar("loss/denoising", 1.0 / step + offset, step)
+        writer.add_scalar("loss/clarity", 0.5, step)
+        writer.add_scalar("lr", 1e-4, step)
+    writer.close()
+
+
+def test_bins_average_each_loss_and_ignore_other_scalars(tmp_path):
+    _write_run(tmp_path / "logs" / "first", range(1, 11))
+    losses = read_losses(str(tmp_path))
+    assert sorted(losses) == ["clarity", "denoising"]
+    table = binned_table(losses, bins=2).splitlines()
+    assert table[0] == "| steps | clarity | denoising |"
+    first = sum(1.0 / step for step in range(1, 6)) / 5
+    assert table[2] == f"| 1-5 | 0.5000 | {first:.4f} |"
+    assert table[3].startswith("| 6-10 | 0.5000 |")
+
+
+def test_a_resumed_run_overrides_the_steps_it_repeats(tmp_path):
+    _write_run(tmp_path / "a", range(1, 7))
+    _write_run(tmp_path / "b", range(5, 9), offset=10.0)  # resumed from step 4: steps 5-8 logged again
+    steps, values = read_losses(str(tmp_path))["denoising"]
+    assert steps.tolist() == list(range(1, 9))
+    assert values[3] == pytest.approx(0.25) and values[4] == pytest.approx(10.2)
+
+
+def test_main_prints_the_table_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the [benchmarks] extra)")
+    _write_run(tmp_path, range(1, 21))
+    table = main([str(tmp_path), "--bins", "4", "--plot", str(tmp_path / "loss.png")])
+    assert table in capsys.readouterr().out
+    assert len(table.splitlines()) == 6
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_a_folder_without_logs_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        read_losses(str(tmp_path))
