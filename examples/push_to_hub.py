@@ -8,7 +8,8 @@
     python examples/push_to_hub.py your-name/fsdiff-ir-vis --dry_run upload-preview    # no network
 
 `pipe.push_to_hub(repo_id)` creates the repository if needed, saves the pipeline with `save_pretrained` into a
-temporary folder, writes the model card (`README.md`: tags, usage, component sizes) and uploads the folder. Without
+temporary folder, writes the model card (`README.md`: the card saved with the model, such as the training script's with
+its training details, else a new one with tags, usage and component sizes) and uploads the folder. Without
 --token it uses the token of `hf auth login` (or the `HF_TOKEN` environment variable). Run it once plain and once with
 --variant fp16 to offer both, as Diffusers repositories do; users then pick with
 `FSDiffPipeline.from_pretrained(repo_id, variant="fp16", dtype=torch.float16)`. --dry_run writes exactly that
@@ -44,7 +45,7 @@ def save_upload_folder(pipe: FSDiffPipeline, repo_id: str, folder: str | Path, v
     if folder.exists() and any(folder.iterdir()):
         raise SystemExit(f"{folder} is not empty: pick a new folder, so that it holds exactly the upload.")
     pipe.save_pretrained(folder, variant=variant)
-    pipe.model_card(repo_id).save(folder / "README.md")
+    pipe.upload_card(repo_id).save(folder / "README.md")
     return folder
 
 

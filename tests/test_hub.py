@@ -455,3 +455,21 @@ def test_from_pretrained_absent_hub_id_offline_fails_without_network(tmp_path, h
 def test_from_pretrained_absent_hub_id_offline_error_names_it(tmp_path, hub_offline):
     with pytest.raises((OSError, ValueError), match="fsdiff-org/no-such-model"):
         FSDiffPipeline.from_pretrained("fsdiff-org/no-such-model", cache_dir=tmp_path)
+
+
+def test_push_to_hub_keeps_the_card_saved_with_the_model(fake_hub, tiny_pipeline, tmp_path):
+    saved = tmp_path / "trained"
+    tiny_pipeline.save_pretrained(saved)
+    card = tiny_pipeline.model_card("me/trained", evaluation="| metric | value |\n|---|---|\n| SSIM | 0.5 |")
+    card.save(saved / "README.md")
+
+    FSDiffPipeline.from_pretrained(saved).push_to_hub("me/trained")
+    tiny_pipeline.push_to_hub("me/fresh")
+    replaced = ModelCard(card.content.replace("me/trained", "me/other"))
+    FSDiffPipeline.from_pretrained(saved).push_to_hub("me/other", model_card=replaced)
+
+    kept, fresh, given = (upload["folder"] / "README.md" for upload in fake_hub.uploads)
+    assert kept.read_text() == (saved / "README.md").read_text()
+    assert "| SSIM | 0.5 |" in kept.read_text()
+    assert "| SSIM | 0.5 |" not in fresh.read_text() and "me/fresh" in fresh.read_text()
+    assert "me/other" in given.read_text() and "me/trained" not in given.read_text()

@@ -141,6 +141,18 @@ class FSDiffPipeline(DiffusionPipeline):
         """
         return render_model_card(self, repo_id, **details)
 
+    def upload_card(self, repo_id: str) -> ModelCard:
+        """
+        The card [`push_to_hub`] uploads by default: the `README.md` of the local folder this pipeline was loaded from
+        (so a card written by the training script keeps its training and evaluation sections), else
+        [`model_card`]`(repo_id)`.
+        """
+        folder = self.name_or_path
+        saved = os.path.join(folder, "README.md") if folder and os.path.isdir(folder) else None
+        if saved and os.path.isfile(saved):
+            return ModelCard.load(saved)
+        return self.model_card(repo_id)
+
     def push_to_hub(
         self,
         repo_id: str,
@@ -149,12 +161,16 @@ class FSDiffPipeline(DiffusionPipeline):
         token: str | None = None,
         create_pr: bool = False,
         variant: str | None = None,
+        model_card: ModelCard | None = None,
     ) -> str:
-        """Save the pipeline with a model card (`README.md`) and upload it to the Hub repository `repo_id`."""
+        """
+        Save the pipeline with a model card (`README.md`: `model_card`, by default [`upload_card`]) and upload it to
+        the Hub repository `repo_id`.
+        """
         repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, variant=variant)
-            self.model_card(repo_id).save(os.path.join(folder, "README.md"))
+            (model_card or self.upload_card(repo_id)).save(os.path.join(folder, "README.md"))
             return upload_folder(
                 repo_id=repo_id,
                 folder_path=folder,
