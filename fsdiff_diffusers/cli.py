@@ -45,7 +45,7 @@ from .metrics import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
 from .pairing import Pair, scan_pairs
 from .pipelines.pipeline_fsdiff import FSDiffPipeline
 from .protocol import bicubic_fusion_baseline, load_grey
-from .weights import DEFAULT_MODEL
+from .weights import DEFAULT_MODEL, SHIPPED_MODELS
 
 Result = TypeVar("Result")
 Loader = Callable[[Path, str], np.ndarray]
@@ -288,11 +288,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype) -> FSDiffPipeline:
-    """Loads the FS-Diff pipeline of `--model` (a folder or a Hub id) onto `device` in `dtype`."""
+    """Loads the FS-Diff pipeline of `--model` (a shipped model's name, a folder or a Hub id) onto `device` in `dtype`."""
+    model = SHIPPED_MODELS.get(model, model)
     if not os.path.isfile(os.path.join(model, "model_index.json")):
-        if os.path.abspath(model) == os.path.abspath(DEFAULT_MODEL):
+        if os.path.abspath(model) in {os.path.abspath(path) for path in SHIPPED_MODELS.values()}:
             raise ValueError(
-                f"the model shipped with fsdiff-diffusers is missing from this installation ('{model}' holds no "
+                f"a model shipped with fsdiff-diffusers is missing from this installation ('{model}' holds no "
                 "model_index.json). Reinstall the package (pip install --force-reinstall fsdiff-diffusers), or pass "
                 "--model with a folder written by FSDiffPipeline.save_pretrained or a Hub id."
             )
@@ -467,7 +468,8 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         default=DEFAULT_MODEL,
         metavar="PATH_OR_ID",
-        help="pipeline folder (save_pretrained) or Hub id (default: the infrared-visible model shipped with the package)",
+        help=f"pipeline folder (save_pretrained), Hub id, or the name of a shipped model: {', '.join(SHIPPED_MODELS)} "
+        "(default: the infrared-visible one; for fsdiff-medical pass the MRI as --infrared, CT/PET/SPECT as --visible)",
     )
     model.add_argument(
         "--device",

@@ -172,10 +172,18 @@ def test_missing_model_messages(pair_files, tmp_path, capsys, monkeypatch):
     assert fuse_pair(tmp_path / "empty_model", pair_files, tmp_path / "f.png") == 2
     assert "holds no model_index.json" in capsys.readouterr().err
 
-    monkeypatch.setattr(cli, "DEFAULT_MODEL", str(tmp_path / "weights" / "fsdiff-ir-vis"))
-    assert run("fuse", "--infrared", pair_files[0], "--visible", pair_files[1], "-o", tmp_path / "f.png") == 2
-    stderr = capsys.readouterr().err
-    assert "shipped with fsdiff-diffusers is missing" in stderr and "pip install --force-reinstall" in stderr
+    missing = str(tmp_path / "weights" / "fsdiff-ir-vis")
+    monkeypatch.setattr(cli, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
+    for name_or_path in ("fsdiff-ir-vis", missing):
+        assert fuse_pair(name_or_path, pair_files, tmp_path / "f.png") == 2
+        stderr = capsys.readouterr().err
+        assert "shipped with fsdiff-diffusers is missing" in stderr and "pip install --force-reinstall" in stderr
+
+
+def test_shipped_model_names_resolve(model, pair_files, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
+    assert fuse_pair("fsdiff-medical", pair_files, tmp_path / "f.png") == 0
+    assert (tmp_path / "f.png").is_file()
 
 
 def test_cuda_requested_without_cuda(model, pair_files, tmp_path, capsys):
