@@ -66,3 +66,12 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"real image pairs not found at {DATA_DIR} (the shared data folder beside the checkout)")
     return DATA_DIR
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one intra-op thread is faster, and does not stall when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

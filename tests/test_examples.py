@@ -22,7 +22,10 @@ from .test_hub import fake_hub, hub_offline  # noqa: F401 (fixtures: mocked crea
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 TNO_PAIR = DATA_DIR / "TNO" / "ir" / "01.png"
 
-pytestmark = pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 def example(name: str) -> ModuleType:
@@ -35,15 +38,6 @@ def example(name: str) -> ModuleType:
 def run(name: str, *argv):
     """`examples/<name>.py ARGV...` in-process: its `main` with the arguments as strings."""
     return example(name).main([str(arg) for arg in argv])
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster, and does not stall when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

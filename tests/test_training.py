@@ -31,21 +31,15 @@ from training.dataset import (  # noqa: E402
 from training.train_fsdiff import main, parse_args  # noqa: E402
 
 # diffusers' own EMAModel.from_pretrained still passes a path to `from_config`
-pytestmark = pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model:FutureWarning"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 TINY_MODEL = [
     "--unet_channels", "16,32", "--encoder_channels", "8,16", "--context_dim", "32", "--attention_head_dim", "16",
     "--unet_norm_groups", "8", "--encoder_norm_groups", "2", "--num_mamba_layers", "1",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The models here are tiny: one intra-op thread is faster, and does not stall when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
