@@ -1,5 +1,5 @@
-"""Fusion + super-resolution quality on the held-out test pairs: bicubic + classical fusion baselines (and an FS-Diff
-pipeline, when given) at x2, x4 and x8, and HKDnet's published outputs against the same baselines.
+"""Fusion + super-resolution quality on the held-out test pairs: bicubic + classical fusion baselines (and FS-Diff,
+when `--pipeline` is given) at x2, x4 and x8, and HKDnet's published outputs against the same baselines.
 
 Usage:
     python benchmarks/quality.py [--datasets TNO MSRS ...] [--scales 2 4 8] [--methods mean max laplacian gff]
@@ -9,12 +9,21 @@ Usage:
 
 Protocol (`fsdiff_diffusers.protocol`): sources to 8-bit grey, top-left crop to a multiple of the scale (HR), PIL
 bicubic downscale (LR); each method turns the LR pair into an HR-size image, rounded to 8 bits, scored with every
-metric of `fsdiff_diffusers.metrics` (VIFB convention) against the HR sources. `--pipeline default` adds the shipped
-infrared-visible model (`fsdiff_diffusers.DEFAULT_MODEL`); it runs on the infrared-visible datasets only unless
-`--pipeline_datasets` says otherwise. Each table also gives the seconds per image of every method, and for FS-Diff
-a target check: on how many of EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM it beats the best baseline (the issue's
-target: at least 6 of 9 on TNO x4). Writes the "quality" section of RESULTS.md, a bar chart per scale and an image
-grid per dataset (LR inputs, the best baseline, FS-Diff at x4) under benchmarks/figures/ (unless --no-write).
+metric of `fsdiff_diffusers.metrics` (VIFB convention) against the HR sources.
+
+FS-Diff appears as one method ("FS-Diff (N steps)") whichever model produced it. `--pipeline default` runs each
+dataset with the shipped model of its modality: `fsdiff_diffusers.IR_VIS_MODEL` on the infrared-visible sets (TNO,
+MSRS, LLVIP, HKDnet_peer), `fsdiff_diffusers.MEDICAL_MODEL` on the Harvard sets (MRI as `infrared=`, CT / PET /
+SPECT as `visible=`); `--pipeline_datasets` then defaults to every dataset whose model is there (a folder with a
+model_index.json), and a dataset whose model is missing shows the baselines only, the section saying why. Each
+model is loaded once, and only when one of its datasets runs. `--pipeline PATH` runs that one pipeline on
+`--pipeline_datasets` (default: the infrared-visible test sets TNO, MSRS, LLVIP). Each table also gives the
+seconds per image of every method, and for FS-Diff a target check: on how many of EN, SD, SF, AG, MI, SCD, VIF,
+Qabf, SSIM it beats the best baseline (the issue's target: at least 6 of 9 on TNO x4). Writes the "quality"
+section of RESULTS.md, a bar chart per scale and an image grid per dataset (LR inputs, the best baseline, FS-Diff
+at x4) under benchmarks/figures/ (unless --no-write).
+
+The full report: `python benchmarks/quality.py --pipeline default`.
 """
 
 import argparse
@@ -36,7 +45,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fsdiff_diffusers import metrics, protocol  # noqa: E402
+from fsdiff_diffusers import IR_VIS_MODEL, MEDICAL_MODEL, metrics, protocol  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS  # noqa: E402
 from fsdiff_diffusers.pairing import Pair, scan_pairs  # noqa: E402
 import results  # noqa: E402
@@ -52,7 +61,9 @@ GRID_PAIRS = 3
 """The image grid of each dataset shows its first `GRID_PAIRS` test pairs at x`GRID_SCALE`."""
 GRID_TILE = (256, 192)
 PIPELINE_DATASETS = ("TNO", "MSRS", "LLVIP")
-"""Where `--pipeline` runs by default: the infrared-visible test sets (the shipped model is infrared-visible)."""
+"""Where `--pipeline PATH` runs by default: the infrared-visible test sets."""
+INFRARED_VISIBLE, MEDICAL = "infrared_visible", "medical"
+"""The modalities: the groups of `splits.json` (HKDnet_peer's pairs are infrared-visible)."""
 COLUMNS = [*metrics.METRICS, "PSNR-MSE"]
 """Every metric (VIFB convention; "PSNR" in VIFB's form), then PSNR in the usual 10 log10(255^2 / MSE) form."""
 NO_REFERENCE = ["EN", "SD", "SF", "AG"]
@@ -88,6 +99,14 @@ def test_split() -> Dict[str, List[str]]:
         for group in splits.values()
         for dataset, names in group["test"].items()
     }
+
+
+def modalities() -> Dict[str, str]:
+    """Dataset folder -> its modality (`INFRARED_VISIBLE` or `MEDICAL`: its group in `splits.json`), HKDnet_peer
+    included."""
+    splits = json.loads((DATA_DIR / "splits.json").read_text())
+    found = {dataset: group for group, content in splits.items() for dataset in content["test"]}
+    return {**found, HKDNET: INFRARED_VISIBLE}
 
 
 def source_folders(dataset: str) -> Tuple[Path, Path]:
@@ -174,18 +193,126 @@ def fsdiff_name(steps: int, scheduler: Optional[str] = None) -> str:
     return f"FS-Diff ({scheduler.replace('Scheduler', '') + ', ' if scheduler else ''}{steps} steps)"
 
 
-def build_methods(args: argparse.Namespace) -> Dict[str, Method]:
-    """The baselines of `--methods`, then FS-Diff when `--pipeline` is given."""
-    methods = {baseline_name(name): partial(protocol.bicubic_fusion_baseline, method=name) for name in args.methods}
-    if args.pipeline:
-        pipe = load_pipeline(args.pipeline, args.scheduler, args.device, args.dtype)
-        methods[fsdiff_name(args.steps, args.scheduler)] = fsdiff_method(pipe, args.steps)
+def shipped_models() -> Dict[str, Tuple[str, str]]:
+    """Modality -> (how the report names the shipped model of it, its folder). Read when called, so that the
+    module's `IR_VIS_MODEL` / `MEDICAL_MODEL` can be pointed elsewhere (tests)."""
+    return {
+        INFRARED_VISIBLE: ("`fsdiff_diffusers.IR_VIS_MODEL` (the shipped infrared-visible model)", IR_VIS_MODEL),
+        MEDICAL: (
+            "`fsdiff_diffusers.MEDICAL_MODEL` (the shipped medical model: MRI as `infrared=`, CT / PET / SPECT as "
+            "`visible=`)",
+            MEDICAL_MODEL,
+        ),
+    }
+
+
+def model_present(path: str) -> bool:
+    """Whether the folder `path` holds a saved pipeline (a model_index.json)."""
+    return (Path(path) / "model_index.json").is_file()
+
+
+def display_path(path: str) -> str:
+    """`path` relative to the repository when it lies inside it (as the report shows it)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class FSDiffModel:
+    """One FS-Diff model of a report and where it runs.
+
+    Args:
+        label (`str`): how the report names it. path (`str`): its folder or Hub id, for `load_pipeline`.
+        datasets (`List[str]`): the datasets (out of `--datasets`) it runs on.
+        missing (`str`): why it cannot run ("" when it can); its datasets then show the baselines only.
+    """
+
+    label: str
+    path: str
+    datasets: List[str]
+    missing: str = ""
+
+    def runs(self) -> bool:
+        """Whether it runs anywhere (it is there, and one of its datasets was asked for)."""
+        return bool(self.datasets) and not self.missing
+
+
+@dataclass
+class FSDiffPlan:
+    """Which model runs FS-Diff on which dataset (`plan_fsdiff`).
+
+    Args:
+        models (`List[FSDiffModel]`): the models, each with its datasets.
+        baselines_only (`Dict[str, str]`): dataset (out of `--datasets`) -> why FS-Diff does not run on it.
+    """
+
+    models: List[FSDiffModel] = field(default_factory=list)
+    baselines_only: Dict[str, str] = field(default_factory=dict)
+
+    def model_of(self, dataset: str) -> Optional[FSDiffModel]:
+        """The model that runs on `dataset` (`None`: baselines only)."""
+        return next((model for model in self.models if model.runs() and dataset in model.datasets), None)
+
+    def rows_text(self, dataset: str, method: str) -> str:
+        """One sentence for the tables of `dataset`: which rows are FS-Diff and which model made them ("" without
+        `--pipeline`)."""
+        if not self.models:
+            return ""
+        model = self.model_of(dataset)
+        if model is None:
+            return f"No FS-Diff rows here: {self.baselines_only.get(dataset, 'FS-Diff did not run on it')}."
+        return f'The rows "{method}" are FS-Diff: {model.label}.'
+
+
+def plan_fsdiff(args: argparse.Namespace) -> FSDiffPlan:
+    """Which model runs on which of `args.datasets`: none without `--pipeline`; `--pipeline default` the shipped model
+    of each dataset's modality (where its folder holds a model_index.json); `--pipeline PATH` that one pipeline. Either
+    way only on `args.pipeline_datasets`."""
+    if not args.pipeline:
+        return FSDiffPlan()
+    wanted = [dataset for dataset in args.datasets if dataset in args.pipeline_datasets]
+    not_listed = "not in `--pipeline_datasets` (add it there to run FS-Diff on it)"
+    plan = FSDiffPlan()
+    if args.pipeline != "default":
+        plan.models.append(FSDiffModel(f"`{args.pipeline}`", args.pipeline, wanted))
+        plan.baselines_only = {dataset: not_listed for dataset in args.datasets if dataset not in wanted}
+        return plan
+    modality = modalities()
+    for group, (label, path) in shipped_models().items():
+        own = [dataset for dataset in args.datasets if modality[dataset] == group]
+        if not own:
+            continue
+        missing = (
+            ""
+            if model_present(path)
+            else f"{label} is not in this checkout (no model_index.json in `{display_path(path)}`)"
+        )
+        plan.models.append(FSDiffModel(label, path, [d for d in own if d in wanted], missing))
+        for dataset in own:
+            if missing:
+                plan.baselines_only[dataset] = missing
+            elif dataset not in wanted:
+                plan.baselines_only[dataset] = not_listed
+    return plan
+
+
+def build_methods(args: argparse.Namespace, plan: FSDiffPlan, datasets: Sequence[str]) -> Dict[str, Dict[str, Method]]:
+    """Dataset -> the methods to run on it: the baselines of `--methods`, then FS-Diff where `plan` runs a model on
+    it, all under one name (`fsdiff_name`). Each model is loaded once, and only when one of its datasets is in
+    `datasets`."""
+    baselines = {baseline_name(name): partial(protocol.bicubic_fusion_baseline, method=name) for name in args.methods}
+    methods = {dataset: dict(baselines) for dataset in datasets}
+    for model in plan.models:
+        running = [dataset for dataset in model.datasets if dataset in methods]
+        if model.missing or not running:
+            continue
+        pipe = load_pipeline(model.path, args.scheduler, args.device, args.dtype)
+        for dataset in running:
+            methods[dataset][fsdiff_name(args.steps, args.scheduler)] = fsdiff_method(pipe, args.steps)
     return methods
-
-
-def methods_for(dataset: str, methods: Dict[str, Method], pipeline_datasets: Sequence[str]) -> Dict[str, Method]:
-    """The methods to run on `dataset`: FS-Diff only where `pipeline_datasets` names it."""
-    return {name: m for name, m in methods.items() if not is_fsdiff(name) or dataset in pipeline_datasets}
 
 
 def score(fused: np.ndarray, infrared: np.ndarray, visible: np.ndarray, names: Sequence[str] = COLUMNS) -> Scores:
@@ -516,8 +643,14 @@ def target_line(checks: Dict[Tuple[str, int], TargetCheck]) -> str:
 
 
 def dataset_tables(
-    measured: ProtocolResults, pair_counts: Dict[str, int], scales: Sequence[int], grids: Dict[str, Tuple[Path, str]]
+    measured: ProtocolResults,
+    pair_counts: Dict[str, int],
+    scales: Sequence[int],
+    grids: Dict[str, Tuple[Path, str]],
+    plan: Optional[FSDiffPlan] = None,
+    method: str = "FS-Diff",
 ) -> str:
+    """A table per dataset (a row per scale and method), what its rows are, its target check and its image grid."""
     headers = ["scale", "method", *labels(COLUMNS), "s/image"]
     checks = measured.target_checks(scales)
     parts = []
@@ -530,9 +663,13 @@ def dataset_tables(
             for method in methods
         ]
         best = [f"x{scale}: {leaders(measured.scores(dataset, scale))}" for scale in scales]
+        rows_text = (plan or FSDiffPlan()).rows_text(dataset, method)
         parts.append(
-            f"### {dataset} ({count} test pair{'s' * (count != 1)})\n\n{markdown_table(headers, rows)}\n\n"
-            f"Highest {' / '.join(LEAD_METRICS)}: " + "; ".join(best) + "."
+            f"### {dataset} ({count} test pair{'s' * (count != 1)})\n\n"
+            + (f'{rows_text} The rows "bicubic + X" are the baselines.\n\n' if rows_text else "")
+            + f"{markdown_table(headers, rows)}\n\nHighest {' / '.join(LEAD_METRICS)}: "
+            + "; ".join(best)
+            + "."
         )
         parts.append(target_table(checks, dataset, scales))
         if dataset in grids:
@@ -592,6 +729,16 @@ def hkdnet_table(results, methods: Sequence[str], scale: int, reference: str, na
     )
 
 
+def hkdnet_rows_text(methods: Sequence[str], plan: FSDiffPlan, method: str) -> str:
+    """What the rows of the HKDnet tables are: HKDnet's outputs, our baselines, FS-Diff (which model) or why not."""
+    baselines = ", ".join(f'"{name}"' for name in methods if not is_fsdiff(name))
+    text = f'Rows: "HKDnet" is HKDnet\'s published outputs; {baselines} are our bicubic baselines'
+    if method in methods:
+        return text + f'; the rows "{method}" are FS-Diff: {plan.model_of(HKDNET).label}, on the same LR inputs.'
+    reason = plan.baselines_only.get(HKDNET) if plan.models else "run with `--pipeline default` to add it"
+    return text + f". No FS-Diff rows: {reason}."
+
+
 def hkdnet_tables(results, methods: Sequence[str]) -> str:
     tables = [hkdnet_table(results, methods, scale, "same", NO_REFERENCE + REFERENCE) for scale in HKDNET_SCALES]
     tables += [hkdnet_table(results, methods, scale, "x2", REFERENCE) for scale in HKDNET_SCALES[1:]]
@@ -617,32 +764,37 @@ same scale, so every output has HKDnet's output size), and every output is score
 Read the no-reference columns and the x2-referenced tables together; neither alone says which is better."""
 
 
-def pipeline_text(args: argparse.Namespace, pair_counts: Dict[str, int]) -> str:
-    """Which FS-Diff model ran, how, and on which datasets ("" without `--pipeline`)."""
+def pipeline_text(args: argparse.Namespace, plan: FSDiffPlan) -> str:
+    """Which FS-Diff model ran on which datasets, and how ("" without `--pipeline`)."""
     if not args.pipeline:
         return ""
-    ran = [dataset for dataset in [*pair_counts, HKDNET] if dataset in args.pipeline_datasets]
-    skipped = [dataset for dataset in pair_counts if dataset not in args.pipeline_datasets]
-    model = (
-        "`fsdiff_diffusers.DEFAULT_MODEL` (the shipped infrared-visible model)"
-        if args.pipeline == "default"
-        else f"`{args.pipeline}`"
-    )
-    return (
-        f"FS-Diff: {model}, {args.steps} steps of {args.scheduler or 'its own scheduler'}, seed 0, {args.dtype} on "
-        f"{args.device}, {torch.get_num_threads()} threads. It ran on {', '.join(ran) or 'no dataset'}"
+    method = fsdiff_name(args.steps, args.scheduler)
+    ran = [f"{model.label} on {', '.join(model.datasets)}" for model in plan.models if model.runs()]
+    lines = [
+        f'FS-Diff (the method "{method}" of the tables and charts): {args.steps} steps of '
+        f"{args.scheduler or 'its own scheduler'}, seed 0, {args.dtype} on {args.device}, "
+        f"{torch.get_num_threads()} threads. "
         + (
-            f"; the rows of {', '.join(skipped)} show the baselines only (the model was trained on infrared-visible "
-            "pairs; add them to `--pipeline_datasets` to run it there)."
-            if skipped
-            else "."
+            "`--pipeline default`: each dataset with the shipped model of its modality, under the one method name. "
+            if args.pipeline == "default"
+            else ""
         )
-        + " s/image: wall time of one method call per pair (FS-Diff: the whole pipeline call, encoder included; "
+        + (f"Which model ran where: {'; '.join(ran)}." if ran else "It ran on no dataset.")
+    ]
+    reasons = defaultdict(list)
+    for dataset, reason in plan.baselines_only.items():
+        reasons[reason].append(dataset)
+    lines += [f"Baselines only on {', '.join(datasets)}: {reason}." for reason, datasets in reasons.items()]
+    lines.append(
+        "s/image: wall time of one method call per pair (FS-Diff: the whole pipeline call, encoder included; "
         "the baselines: upsampling and fusion), mean over the pairs; metric computation not included."
     )
+    return " ".join(lines)
 
 
-def section(args, measured: ProtocolResults, pair_counts, hkdnet, hkdnet_methods, figures, grids, seconds) -> str:
+def section(
+    args, measured: ProtocolResults, pair_counts, hkdnet, hkdnet_methods, figures, grids, seconds, plan: FSDiffPlan
+) -> str:
     load = os.getloadavg()[0]
     parts = [
         "## Fusion + super-resolution quality (`quality.py`)",
@@ -663,14 +815,15 @@ def section(args, measured: ProtocolResults, pair_counts, hkdnet, hkdnet_methods
             if args.crop
             else ""
         ),
-        pipeline_text(args, pair_counts),
+        pipeline_text(args, plan),
         target_line(measured.target_checks(args.scales)),
         reference_check(measured.means) if not (args.crop or args.limit) else "",
-        dataset_tables(measured, pair_counts, args.scales, grids),
+        dataset_tables(measured, pair_counts, args.scales, grids, plan, fsdiff_name(args.steps, args.scheduler)),
         "Figures: " + ", ".join(f"[{path.name}]({path})" for path in figures) + "." if figures else "",
     ]
     if hkdnet:
-        parts += [HKDNET_TEXT, hkdnet_tables(hkdnet, hkdnet_methods)]
+        rows = hkdnet_rows_text(hkdnet_methods, plan, fsdiff_name(args.steps, args.scheduler))
+        parts += [HKDNET_TEXT, rows, hkdnet_tables(hkdnet, hkdnet_methods)]
     return "\n\n".join(part for part in parts if part)
 
 
@@ -704,16 +857,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), help="default: 2 4 8")
     parser.add_argument("--methods", nargs="+", choices=FUSION_METHODS, default=["mean", "max", "laplacian", "gff"])
-    add_pipeline_arguments(parser)
+    add_pipeline_arguments(
+        parser,
+        pipeline_help="'default': each dataset with the shipped model of its modality (fsdiff_diffusers.IR_VIS_MODEL "
+        "on the infrared-visible sets, fsdiff_diffusers.MEDICAL_MODEL on the Harvard sets), or the folder / Hub id "
+        "of a saved FSDiffPipeline to add as a method on --pipeline_datasets",
+    )
     parser.add_argument("--steps", type=int, default=10, help="denoising steps of --pipeline (default: 10)")
     parser.add_argument("--scheduler", help="diffusers scheduler class for --pipeline, e.g. DDIMScheduler")
     parser.add_argument(
         "--pipeline_datasets",
         nargs="+",
         choices=datasets,
-        default=list(PIPELINE_DATASETS),
         metavar="NAME",
-        help=f"where --pipeline runs (default: {' '.join(PIPELINE_DATASETS)}; the others show baselines only)",
+        help="where --pipeline runs; the others show baselines only (default: with --pipeline default every dataset "
+        f"whose shipped model is there, with --pipeline PATH {' '.join(PIPELINE_DATASETS)})",
     )
     parser.add_argument("--limit", type=int, help="at most this many pairs per dataset (quick checks)")
     parser.add_argument(
@@ -722,15 +880,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     args.argv = list(argv)
+    if args.pipeline_datasets is None:
+        args.pipeline_datasets = default_pipeline_datasets(args.pipeline, datasets)
     return args
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser, default: Optional[str] = None) -> None:
+def default_pipeline_datasets(pipeline: Optional[str], datasets: Sequence[str]) -> List[str]:
+    """`--pipeline_datasets` when not given: with `--pipeline default` those of `datasets` whose modality's shipped
+    model is there, else `PIPELINE_DATASETS`."""
+    if pipeline != "default":
+        return list(PIPELINE_DATASETS)
+    modality, models = modalities(), shipped_models()
+    return [dataset for dataset in datasets if model_present(models[modality[dataset]][1])]
+
+
+def add_pipeline_arguments(
+    parser: argparse.ArgumentParser, default: Optional[str] = None, pipeline_help: Optional[str] = None
+) -> None:
     """--pipeline, --threads, --device and --dtype (shared with sampler_sweep.py)."""
     parser.add_argument(
         "--pipeline",
         default=default,
-        help="'default' (fsdiff_diffusers.DEFAULT_MODEL, the shipped infrared-visible model), or the folder / Hub id "
+        help=pipeline_help
+        or "'default' (fsdiff_diffusers.DEFAULT_MODEL, the shipped infrared-visible model), or the folder / Hub id "
         f"of a saved FSDiffPipeline{'' if default else ' to add as a method'}",
     )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads(N) (default: torch's choice)")
@@ -750,12 +922,15 @@ def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    methods = build_methods(args)
+    plan = plan_fsdiff(args)
+    for model in plan.models:
+        where = "not run: " + model.missing if model.missing else "on " + (", ".join(model.datasets) or "no dataset")
+        print(f"FS-Diff: {model.label} ({model.path}), {where}")
+    methods = build_methods(args, plan, args.datasets)
     split = test_split()
     datasets = {name: test_pairs(name, split[name], args.limit) for name in args.datasets if name != HKDNET}
-    per_dataset = {name: methods_for(name, methods, args.pipeline_datasets) for name in datasets}
-    measured = run_protocol(datasets, args.scales, per_dataset, args.crop)
-    hkdnet_methods = methods_for(HKDNET, methods, args.pipeline_datasets)
+    measured = run_protocol(datasets, args.scales, {name: methods[name] for name in datasets}, args.crop)
+    hkdnet_methods = methods.get(HKDNET, {})
     hkdnet = run_hkdnet(hkdnet_methods, args.limit) if HKDNET in args.datasets else {}
     for key, scores in {**measured.means, **hkdnet}.items():
         seconds = f" s/image={measured.seconds[key]:.3g}" if key in measured.seconds else ""
@@ -773,7 +948,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
     }
     pair_counts = {name: len(pairs) for name, pairs in datasets.items()}
     seconds = time.perf_counter() - start
-    body = section(args, measured, pair_counts, hkdnet, list(hkdnet_methods), figures, grids, seconds)
+    body = section(args, measured, pair_counts, hkdnet, list(hkdnet_methods), figures, grids, seconds, plan)
     write_results_section("quality", body, args.results)
     return measured
 

@@ -1,6 +1,6 @@
 """Quick checks of `benchmarks/quality.py` and `benchmarks/sampler_sweep.py`: their verdict logic on constructed
-numbers, and both scripts end to end with a tiny random pipeline on one small crop of a real test pair, writing into
-temporary files only (never the repository's RESULTS.md or figures)."""
+numbers, and both scripts end to end with tiny random pipelines (also standing in for the shipped models) on one small
+crop of a real test pair, writing into temporary files only (never the repository's RESULTS.md or figures)."""
 
 import sys
 from pathlib import Path
@@ -156,9 +156,7 @@ def test_sampler_sweep_main(tiny_pipeline_dir, outputs, tmp_path):
     argv += ["--cache_dir", str(tmp_path / "cache"), *outputs]
     runs, reference, default = sampler_sweep.main(argv)
     assert default == "DPM-Solver++"  # the tiny pipeline's scheduler: added to the sweep
-    assert [(r.scheduler, r.steps) for r in runs] == [
-        (s, n) for s in ("DDIM", "UniPC", "DPM-Solver++") for n in (2, 4)
-    ]
+    assert [(r.scheduler, r.steps) for r in runs] == [(s, n) for s in ("DDIM", "UniPC", "DPM-Solver++") for n in (2, 4)]
     assert (reference.scheduler, reference.steps, reference.evaluations) == ("DDPM", 8, 8)
     assert all(r.evaluations == r.steps and r.seconds > 0 and r.cached == 0 for r in runs)
     assert set(reference.scores) == set(quality.TARGET_METRICS)
@@ -184,7 +182,8 @@ def test_quality_main_runs_the_pipeline_on_infrared_visible_only(tiny_pipeline_d
     assert list(measured.target_checks([4])) == [("TNO", 4)]
 
     text = (tmp_path / "RESULTS.md").read_text()
-    assert "**Target check (TNO x4" in text and "Harvard_MRI_CT show the baselines only" in text
+    assert "**Target check (TNO x4" in text and "Baselines only on Harvard_MRI_CT: not in `--pipeline_datasets`" in text
+    assert f'The rows "{fsdiff}" are FS-Diff: `{tiny_pipeline_dir}`.' in text and "No FS-Diff rows here: not in" in text
     assert "| x4 | bicubic + max |" in text and f"| x4 | {fsdiff} |" in text and "s/image |" in text
     tno, medical = (
         PIL.Image.open(tmp_path / "figures" / f"quality_grid_x4_{name}.png") for name in ("TNO", "Harvard_MRI_CT")
@@ -192,3 +191,107 @@ def test_quality_main_runs_the_pipeline_on_infrared_visible_only(tiny_pipeline_d
     width, height = quality.GRID_TILE
     assert tno.size == (4 * width, height + 14) and medical.size == (3 * width, height + 14)
     assert "](figures/quality_grid_x4_TNO.png)" in text and (tmp_path / "figures" / "quality_x4.png").exists()
+
+
+# ----------------------------------------------------------------------------- quality.py --pipeline default
+@pytest.fixture(scope="module")
+def tiny_medical_dir(tmp_path_factory) -> Path:
+    """A second tiny pipeline (other weights), standing in for the shipped medical model."""
+    path = tmp_path_factory.mktemp("tiny_medical") / "pipeline"
+    tiny_pipeline(seed=1).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def shipped(monkeypatch, tiny_pipeline_dir, tiny_medical_dir, tmp_path):
+    """Points the module's IR_VIS_MODEL / MEDICAL_MODEL at the tiny pipelines (`shipped(medical=False)`: the medical
+    one at an empty folder) and records every pipeline loaded."""
+    loaded = []
+    load = quality.load_pipeline
+    monkeypatch.setattr(
+        quality, "load_pipeline", lambda path, *args, **kwargs: loaded.append(path) or load(path, *args, **kwargs)
+    )
+
+    def point(medical: bool = True) -> list:
+        empty = tmp_path / "fsdiff-medical"
+        empty.mkdir(exist_ok=True)
+        monkeypatch.setattr(quality, "IR_VIS_MODEL", str(tiny_pipeline_dir))
+        monkeypatch.setattr(quality, "MEDICAL_MODEL", str(tiny_medical_dir if medical else empty))
+        return loaded
+
+    return point
+
+
+@needs_data
+def test_pipeline_datasets_default_follows_the_shipped_models(shipped):
+    shipped(medical=True)
+    assert quality.parse_args(["--pipeline", "default"]).pipeline_datasets == [*quality.test_split(), quality.HKDNET]
+    assert quality.parse_args(["--pipeline", "x"]).pipeline_datasets == list(quality.PIPELINE_DATASETS)
+    shipped(medical=False)
+    args = quality.parse_args(["--pipeline", "default"])
+    assert args.pipeline_datasets == ["TNO", "MSRS", "LLVIP", quality.HKDNET]
+    plan = quality.plan_fsdiff(quality.parse_args(["--pipeline", "default", "--datasets", "TNO"]))
+    assert [model.path for model in plan.models] == [quality.IR_VIS_MODEL] and plan.baselines_only == {}
+    plan = quality.plan_fsdiff(quality.parse_args(["--pipeline", "default", "--pipeline_datasets", "MSRS"]))
+    assert plan.model_of("MSRS").path == quality.IR_VIS_MODEL and plan.model_of("TNO") is None
+    assert "not in `--pipeline_datasets`" in plan.baselines_only["TNO"]
+    assert "no model_index.json" in plan.baselines_only["Harvard_MRI_PET"]
+
+
+@needs_data
+def test_quality_default_runs_each_dataset_with_the_model_of_its_modality(shipped, tiny_medical_dir, outputs, tmp_path):
+    loaded = shipped(medical=True)
+    argv = ["--pipeline", "default", "--datasets", "TNO", "Harvard_MRI_CT", "--scales", "4", "--methods", "mean"]
+    argv += ["--steps", "1", "--limit", "1", "--crop", "176", "--threads", "1"]
+    measured = quality.main(argv + outputs)
+    fsdiff = quality.fsdiff_name(1)
+    assert loaded == [quality.IR_VIS_MODEL, str(tiny_medical_dir)]  # each once
+    assert measured.methods("TNO") == measured.methods("Harvard_MRI_CT") == ["bicubic + mean", fsdiff]
+    assert list(measured.target_checks([4])) == [("TNO", 4), ("Harvard_MRI_CT", 4)]
+    (images,) = measured.grid["Harvard_MRI_CT"].values()  # made by the medical model (MRI as infrared=)
+    medical = quality.fsdiff_method(tiny_pipeline(seed=1), 1)(images["infrared_lr"], images["visible_lr"], 4)
+    np.testing.assert_array_equal(images[fsdiff], medical)
+
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "`fsdiff_diffusers.IR_VIS_MODEL` (the shipped infrared-visible model) on TNO; " in text
+    assert "`fsdiff_diffusers.MEDICAL_MODEL` (the shipped medical model: MRI as `infrared=`" in text
+    assert "Baselines only" not in text and "**Target check (TNO x4" in text
+    harvard = text[text.index("### Harvard_MRI_CT") :]
+    assert harvard.split("\n\n")[1].startswith(f'The rows "{fsdiff}" are FS-Diff: `fsdiff_diffusers.MEDICAL_MODEL`')
+    assert f"| x4 | {fsdiff} |" in harvard and "](figures/quality_grid_x4_Harvard_MRI_CT.png)" in text
+
+
+@needs_data
+def test_quality_default_without_the_medical_model(shipped, outputs, tmp_path):
+    loaded = shipped(medical=False)
+    argv = ["--pipeline", "default", "--datasets", "TNO", "Harvard_MRI_CT", "--scales", "4", "--methods", "mean"]
+    argv += ["--steps", "1", "--limit", "1", "--crop", "176", "--threads", "1"]
+    measured = quality.main(argv + outputs)
+    assert loaded == [quality.IR_VIS_MODEL]
+    assert measured.methods("TNO") == ["bicubic + mean", quality.fsdiff_name(1)]
+    assert measured.methods("Harvard_MRI_CT") == ["bicubic + mean"]
+    text = (tmp_path / "RESULTS.md").read_text()
+    reason = "`fsdiff_diffusers.MEDICAL_MODEL` (the shipped medical model: MRI as `infrared=`, CT / PET / SPECT as "
+    reason += f"`visible=`) is not in this checkout (no model_index.json in `{tmp_path / 'fsdiff-medical'}`)"
+    assert f"Baselines only on Harvard_MRI_CT: {reason}." in text
+    assert f"No FS-Diff rows here: {reason}." in text[text.index("### Harvard_MRI_CT") :]
+
+
+@needs_data
+def test_quality_default_loads_only_the_models_it_needs(shipped, outputs, tmp_path):
+    loaded = shipped(medical=True)
+    argv = ["--pipeline", "default", "--scales", "4", "--methods", "mean", "--steps", "1", "--limit", "1"]
+    argv += ["--crop", "176", "--threads", "1"]
+    measured = quality.main([*argv, "--datasets", "TNO", "--no-write"])
+    assert loaded == [quality.IR_VIS_MODEL] and measured.methods("TNO")[-1] == quality.fsdiff_name(1)
+
+    loaded.clear()  # HKDnet_peer (infrared-visible) and no Harvard set: the medical model stays unloaded
+    quality.main([*argv, "--datasets", "HKDnet_peer", *outputs])
+    assert loaded == [quality.IR_VIS_MODEL]
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert '"bicubic + mean" are our bicubic baselines; the rows "FS-Diff (1 steps)" are FS-Diff: ' in text
+    assert "| FS-Diff (1 steps) |" in text and "on HKDnet_peer." in text
+
+    loaded.clear()  # the medical set alone: only the medical model
+    quality.main([*argv, "--datasets", "Harvard_MRI_SPECT", "--no-write"])
+    assert loaded == [quality.MEDICAL_MODEL]
