@@ -301,7 +301,8 @@ def describe_hardware(accelerator: Accelerator) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     elif device.type == "cpu":
-        name = f"CPU ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        name = f"CPU ({threads} thread{'s' * (threads != 1)})"
     else:
         name = device.type.upper()
     return f"{accelerator.num_processes} x {name}"
