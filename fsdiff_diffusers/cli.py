@@ -288,7 +288,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype) -> FSDiffPipeline:
-    """Loads the FS-Diff pipeline of `--model` (a shipped model's name, a folder or a Hub id) onto `device` in `dtype`."""
+    """Loads the pipeline of `--model` (a shipped model's name, a folder or a Hub id) onto `device` in `dtype`."""
     model = SHIPPED_MODELS.get(model, model)
     if not os.path.isfile(os.path.join(model, "model_index.json")):
         if os.path.abspath(model) in {os.path.abspath(path) for path in SHIPPED_MODELS.values()}:
@@ -346,7 +346,8 @@ def fuse_jobs(args: argparse.Namespace) -> Tuple[List[Pair], Dict[str, Path]]:
             raise ValueError(f"the {name} path '{path}' does not exist.")
     if infrared.is_dir() != visible.is_dir():
         raise ValueError(
-            f"--infrared '{infrared}' and --visible '{visible}' must be two image files or two folders, not one of each."
+            f"--infrared '{infrared}' and --visible '{visible}' must be two image files or two folders, "
+            "not one of each."
         )
     if infrared.is_dir():
         if args.out.suffix.lower() in OUTPUT_FORMATS or args.out.is_file():

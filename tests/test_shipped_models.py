@@ -53,7 +53,7 @@ def test_every_shipped_file_is_package_data():
     for path in (package / "weights").rglob("*"):
         relative = path.relative_to(package).as_posix()
         if path.is_file() and path.suffix != ".py" and "__pycache__" not in relative:
-            matched = [glob for glob in globs if fnmatch.fnmatch(relative, glob) and relative.count("/") == glob.count("/")]
+            matched = [g for g in globs if fnmatch.fnmatch(relative, g) and relative.count("/") == g.count("/")]
             assert matched, f"{relative} matches no package_data glob of setup.cfg: a wheel would leave it out"
 
 
@@ -74,7 +74,8 @@ def test_medical_model_fuses_a_real_mri_pet_pair():
     """x2 from a 64x64 downscale of a held-out pair: right size, PET colour kept, MRI and PET structure both present."""
     name = json.loads((DATA_DIR / "splits.json").read_text())["medical"]["test"]["Harvard_MRI_PET"][0]
     mri, pet = (Image.open(DATA_DIR / "Harvard_MRI_PET" / modality / name) for modality in ("mri", "pet"))
-    mri_lr, pet_lr = mri.convert("L").resize((64, 64), Image.BICUBIC), pet.convert("RGB").resize((64, 64), Image.BICUBIC)
+    mri_lr = mri.convert("L").resize((64, 64), Image.BICUBIC)
+    pet_lr = pet.convert("RGB").resize((64, 64), Image.BICUBIC)
     pipe = FSDiffPipeline.from_pretrained(MEDICAL_MODEL)
     pipe.set_progress_bar_config(disable=True)
     fused = pipe(mri_lr, pet_lr, scale=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]

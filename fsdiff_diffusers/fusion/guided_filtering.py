@@ -16,7 +16,7 @@ before normalising, so every fused pixel is a convex combination of the sources'
 import torch
 
 from .filters import box_filter, gaussian_blur, laplacian
-from .validation import check_image, check_pair, working_dtype
+from .validation import check_pair, working_dtype
 
 
 _CPU_CHUNK_PIXELS = 2**17
