@@ -18,6 +18,9 @@ import quality  # noqa: E402
 import sampler_sweep  # noqa: E402
 from sampler_sweep import SweepRun  # noqa: E402
 
+# The scripts' --threads sets torch's thread count for the whole process: put it back after each test.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 needs_data = pytest.mark.skipif(
     not DATA_DIR.is_dir(),
     reason=f"real image pairs not found at {DATA_DIR} (the shared data folder beside the checkout)",

@@ -183,6 +183,7 @@ import numpy as np, torch
 from fsdiff_diffusers import FSDiffPipeline
 
 repo_id, work = sys.argv[1], Path(sys.argv[2])
+torch.set_num_threads(int(sys.argv[3]))  # the parent's: CPU kernels round differently with other thread counts
 report = {}
 
 def error_of(load):
@@ -319,7 +320,7 @@ def test_from_pretrained_hub_id_through_loopback_server(
     )
     repo_id = f"{OLAH_ORG}/{OLAH_NAME}"
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_THROUGH_SERVER, repo_id, str(work)],
+        [sys.executable, "-c", LOAD_THROUGH_SERVER, repo_id, str(work), str(torch.get_num_threads())],
         env=env,
         capture_output=True,
         text=True,
