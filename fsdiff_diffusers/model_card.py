@@ -13,7 +13,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from huggingface_hub import ModelCard
 
@@ -167,6 +167,16 @@ class TrainingDetails:
         )
 
 
+def describe_diffusion_target(config: Mapping[str, Any]) -> str:
+    """What a U-Net config says it diffuses, for the card: `fused_image`, or the residual and its base."""
+    if config["diffusion_target"] != "residual":
+        return f"`{config['diffusion_target']}`"
+    return (
+        f"`residual` (the fused image minus the `{config['residual_base']}` fusion of the upsampled sources, divided "
+        f"by {config['residual_scale']:g})"
+    )
+
+
 def model_card(
     pipeline: "FSDiffPipeline",
     repo_id: str,
@@ -197,7 +207,7 @@ def model_card(
         scheduler=type(pipeline.scheduler).__name__,
         num_inference_steps=inspect.signature(pipeline.__call__).parameters["num_inference_steps"].default,
         prediction_type=unet.config.prediction_type,
-        diffusion_target=unet.config.diffusion_target,
+        diffusion_target=describe_diffusion_target(unet.config),
         training_data=(training_data or DEFAULT_TRAINING_DATA).strip(),
         training_procedure=DEFAULT_TRAINING_PROCEDURE if training is None else training.to_markdown(),
         evaluation=(evaluation or DEFAULT_EVALUATION).strip(),

@@ -21,7 +21,7 @@ from fsdiff_diffusers.model_card import (
     model_card,
 )
 
-from .conftest import tiny_pipeline
+from .conftest import tiny_pipeline, tiny_unet
 
 DETAILS = TrainingDetails(
     data="data/ir_vis",
@@ -66,13 +66,21 @@ def test_card_without_training_details(tmp_path):
     assert text.startswith("\n# org/fsdiff-tiny\n") and "${" not in text
     assert f"| {pipe.unet.num_parameters() / 1e6:.2f} M parameters |" in text
     assert "| `scheduler` | `DPMSolverMultistepScheduler` | 10 steps by default |" in text
-    assert "Prediction type: `epsilon`" in text
+    assert "Prediction type: `epsilon`; diffused target: `fused_image`." in text
     assert 'FSDiffPipeline.from_pretrained("org/fsdiff-tiny")' in text
     assert "--model org/fsdiff-tiny" in text and "--pretrained_model_name_or_path org/fsdiff-tiny" in text
     assert "UniPCMultistepScheduler.from_config(pipe.scheduler.config)" in text
     for default in (DEFAULT_TRAINING_DATA, DEFAULT_TRAINING_PROCEDURE, DEFAULT_EVALUATION, DEFAULT_LIMITATIONS):
         assert default in text
     assert "Information Fusion" in text and "@article{jie2025fsdiff," in text
+
+
+def test_card_of_a_residual_model_names_its_base():
+    pipe = tiny_pipeline(unet=tiny_unet(diffusion_target="residual", residual_base="max", residual_scale=0.5))
+    assert (
+        "diffused target: `residual` (the fused image minus the `max` fusion of the upsampled sources, divided by 0.5)."
+        in pipe.model_card("org/fsdiff-tiny").text
+    )
 
 
 def test_card_with_training_details_evaluation_data_and_limitations():

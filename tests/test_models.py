@@ -95,6 +95,32 @@ def test_unet_rejects_bad_inputs():
         FSDiffUNet2DModel(block_out_channels=(16, 32), cross_attention_levels=(True,))
     with pytest.raises(ValueError, match="prediction_type"):
         tiny_unet(prediction_type="noise")
+    with pytest.raises(ValueError, match="diffusion_target"):
+        tiny_unet(diffusion_target="noise")
+    with pytest.raises(ValueError, match="residual_base"):
+        tiny_unet(diffusion_target="residual", residual_base="median")
+    with pytest.raises(ValueError, match="residual_scale"):
+        tiny_unet(diffusion_target="residual", residual_scale=0)
+
+
+def test_residual_target_maps_between_fused_images_and_samples():
+    """A "residual" U-Net diffuses (image - base) / residual_scale, the base being a classical fusion of the
+    conditions; a "fused_image" U-Net diffuses the image itself."""
+    conditions = torch.rand(2, 2, *SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    image = torch.rand(2, 1, *SIZE, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    plain = tiny_unet()
+    assert plain.residual_base(conditions) is None
+    assert plain.to_sample(image, None) is image and plain.to_image(image, None) is image
+
+    unet = tiny_unet(diffusion_target="residual", residual_base="max", residual_scale=0.25)
+    base = unet.residual_base(conditions)
+    torch.testing.assert_close(base, conditions.amax(dim=1, keepdim=True))
+    sample = unet.to_sample(image, base)
+    torch.testing.assert_close(sample, (image - base) * 4)
+    torch.testing.assert_close(unet.to_image(sample, base), image)
+    assert unet.to_image(torch.full_like(sample, 100.0), base).max() == 1  # clamped to the image range
+    mean = tiny_unet(diffusion_target="residual", residual_base="mean").residual_base(conditions)
+    torch.testing.assert_close(mean, conditions.mean(dim=1, keepdim=True))
 
 
 @torch.no_grad()

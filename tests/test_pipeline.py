@@ -10,8 +10,9 @@ from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionMode
 
 import diffusers
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
+from fsdiff_diffusers.image_processor import prepare_pair_batch, resize
 
-from .conftest import tiny_encoder, tiny_pipeline
+from .conftest import tiny_encoder, tiny_pipeline, tiny_unet
 
 
 def run(pipe: FSDiffPipeline, infrared, visible, seed: int = 0, **kwargs):
@@ -228,3 +229,19 @@ def test_encoder_runs_once_per_call(pipe, pair):
         getattr(pipe, name).register_forward_hook(lambda *args, name=name: calls.__setitem__(name, calls[name] + 1))
     run(pipe, *pair, num_inference_steps=5)
     assert calls == {"clarity_encoder": 1, "unet": 5}
+
+
+@pytest.mark.parametrize("scheduler_name", ["DPMSolverMultistepScheduler", "DDIMScheduler", "UniPCMultistepScheduler"])
+def test_residual_unet_adds_its_sample_to_the_base_fusion(pair, scheduler_name):
+    """A residual U-Net whose output layer is zero predicts a zero residual, so the pipeline returns exactly the base
+    fusion (here the maximum) of the upsampled sources' luminance, with any scheduler and any number of steps."""
+    unet = tiny_unet(diffusion_target="residual", residual_base="max", prediction_type="sample")
+    torch.nn.init.zeros_(unet.conv_out.weight)
+    torch.nn.init.zeros_(unet.conv_out.bias)
+    pipe = tiny_pipeline(unet=unet, scheduler=default_scheduler("sample"))
+    pipe.scheduler = getattr(diffusers, scheduler_name).from_config(pipe.scheduler.config)
+    infrared, visible = pair[0], pair[1][..., 0]  # grey: no chroma to put back
+    fused = run(pipe, infrared, visible, scale=2, num_inference_steps=3, output_type="pt")
+    inputs = prepare_pair_batch(infrared, visible)
+    upsampled = resize(torch.cat([inputs.infrared, inputs.visible], dim=1), tuple(fused.shape[-2:]))
+    torch.testing.assert_close(fused, upsampled.amax(dim=1, keepdim=True), atol=1e-5, rtol=0)

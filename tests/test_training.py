@@ -13,12 +13,12 @@ from safetensors.torch import load_file
 
 from fsdiff_diffusers import FSDiffPipeline
 
-from .conftest import tiny_pipeline
+from .conftest import tiny_pipeline, tiny_unet
 
 datasets = pytest.importorskip("datasets", reason="training needs the [train] extras (datasets, accelerate)")
 pytest.importorskip("accelerate", reason="training needs the [train] extras (datasets, accelerate)")
 
-from accelerate.state import AcceleratorState  # noqa: E402
+from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
 from training import train_fsdiff  # noqa: E402
 from training.dataset import (  # noqa: E402
@@ -235,6 +235,27 @@ def test_fine_tunes_a_saved_pipeline(tmp_path):
     tuned = load_file(tmp_path / "out" / "unet" / "diffusion_pytorch_model.safetensors")
     assert base.keys() == tuned.keys() and any(not torch.equal(base[k], tuned[k]) for k in base)
     assert f"Base model: `{tmp_path / 'base'}`." in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_fine_tuning_can_switch_to_the_residual_target(tmp_path):
+    """--diffusion_target residual on a fused-image pipeline records the new target and zeroes the output layer, so
+    the switched model starts at its base; the saved pipeline keeps the new target."""
+    tiny_pipeline(seed=5, unet=tiny_unet(prediction_type="sample")).save_pretrained(tmp_path / "base")
+    PartialState()  # the script's logger needs an Accelerate state
+    args = parse_args(["--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "base"),
+                       "--diffusion_target", "residual", "--residual_base", "gff", "--residual_scale", "0.25"])  # fmt: skip
+    unet, _ = train_fsdiff.build_models(args)
+    assert (unet.config.diffusion_target, unet.config.residual_base, unet.config.residual_scale) == ("residual", "gff", 0.25)
+    assert not unet.conv_out.weight.any() and not unet.conv_out.bias.any()
+    plain = parse_args(["--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "base")])
+    unchanged, _ = train_fsdiff.build_models(plain)
+    assert unchanged.config.diffusion_target == "fused_image" and unchanged.conv_out.weight.any()
+
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    main(train_args(data, tmp_path / "out", "--max_train_steps", "2", "--diffusion_target", "residual",
+                    "--residual_base", "max", "--prediction_type", "sample", "--teacher", "max"))  # fmt: skip
+    saved = FSDiffPipeline.from_pretrained(tmp_path / "out")
+    assert saved.unet.config.diffusion_target == "residual" and saved.unet.config.residual_base == "max"
 
 
 def test_model_size_flags_default_to_the_model_classes(tmp_path, capsys):

@@ -4,7 +4,8 @@
     accelerate launch training/train_fsdiff.py --train_data_dir DATA --resolution 128 --scale 2-8 --output_dir out
 
 The U-Net learns to denoise the fused HR luminance (the dataset's fused targets, or a classical fusion of the HR
-sources by `--teacher`) conditioned on the bicubically re-upsampled degraded sources; the ClarityMambaEncoder is
+sources by `--teacher`), or with `--diffusion_target residual` its difference from a classical fusion of the
+upsampled sources, conditioned on the bicubically re-upsampled degraded sources; the ClarityMambaEncoder is
 trained jointly, its clarity head regressing the known degradation strength of each source. Runs resume exactly:
 the crops, degradations, noise and timesteps are all drawn from `(seed, epoch / step, index)`.
 """
@@ -40,6 +41,7 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
 from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
+from fsdiff_diffusers.models.unet_fsdiff import DIFFUSION_TARGETS  # noqa: E402
 from fsdiff_diffusers.metrics import evaluate  # noqa: E402
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails  # noqa: E402
 from training.dataset import (  # noqa: E402
@@ -164,6 +166,28 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         choices=("epsilon", "sample", "v_prediction"),
         help="What the U-Net predicts (epsilon in the paper); ignored when fine-tuning a saved pipeline.",
     )
+    model.add_argument(
+        "--diffusion_target",
+        type=str,
+        default=None,
+        choices=DIFFUSION_TARGETS,
+        help="What the U-Net diffuses: the fused image (default for a new model, as in the paper) or its residual over "
+        "a classical fusion of the upsampled sources (--residual_base). Given when fine-tuning a pipeline of the other "
+        "target, the U-Net is switched to this one (its output layer is zeroed, so training starts from the base).",
+    )
+    model.add_argument(
+        "--residual_base",
+        type=str,
+        default=class_default(FSDiffUNet2DModel, "residual_base"),
+        choices=FUSION_METHODS,
+        help="Fusion rule of the base of a residual U-Net.",
+    )
+    model.add_argument(
+        "--residual_scale",
+        type=float,
+        default=class_default(FSDiffUNet2DModel, "residual_scale"),
+        help="A residual U-Net diffuses the residual (in [-1, 1] units) divided by this.",
+    )
 
     loss = parser.add_argument_group("objective")
     loss.add_argument(
@@ -267,6 +291,8 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         ignored = [f"--{flag}" for flag in MODEL_SIZE_FLAGS if getattr(args, flag) is not None]
         if ignored:
             logger.warning(f"Ignoring {', '.join(ignored)}: fine-tuning keeps the sizes of the saved models.")
+        if args.diffusion_target is not None:
+            switch_diffusion_target(pipeline.unet, args)
         return pipeline.unet, pipeline.clarity_encoder
     size = model_size(args)
     levels = len(size["unet_channels"])
@@ -283,6 +309,9 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         encoder_feature_channels=size["encoder_channels"],
         norm_num_groups=size["unet_norm_groups"],
         prediction_type=args.prediction_type,
+        diffusion_target=args.diffusion_target or class_default(FSDiffUNet2DModel, "diffusion_target"),
+        residual_base=args.residual_base,
+        residual_scale=args.residual_scale,
     )
     encoder = ClarityMambaEncoder(
         block_out_channels=size["encoder_channels"],
@@ -293,6 +322,26 @@ def build_models(args: argparse.Namespace) -> tuple[FSDiffUNet2DModel, ClarityMa
         norm_num_groups=size["encoder_norm_groups"],
     )
     return unet, encoder
+
+
+def switch_diffusion_target(unet: FSDiffUNet2DModel, args: argparse.Namespace) -> None:
+    """
+    Give a loaded U-Net the diffusion target of `args` (`--diffusion_target`, `--residual_base`,
+    `--residual_scale`). When what it diffuses changes, its output layer is zeroed: a residual model then starts at its
+    base instead of adding the old model's fused image to it.
+    """
+    target = {
+        "diffusion_target": args.diffusion_target,
+        "residual_base": args.residual_base,
+        "residual_scale": args.residual_scale,
+    }
+    if all(unet.config.get(key) == value for key, value in target.items()):
+        return
+    logger.info(f"Switching the U-Net's diffusion target from {unet.config.diffusion_target!r} to {target}.")
+    unet.register_to_config(**target)
+    with torch.no_grad():
+        unet.conv_out.weight.zero_()
+        unet.conv_out.bias.zero_()
 
 
 def describe_hardware(accelerator: Accelerator) -> str:
@@ -501,8 +550,10 @@ class Trainer:
         args, scheduler = self.args, self.noise_scheduler
         sources = batch["sources"]
         target = batch["target"] if "target" in batch else fuse(sources[:, :1], sources[:, 1:], args.teacher)
-        x0 = target * 2 - 1
         conditions = batch["conditions"] * 2 - 1
+        unet = self.accelerator.unwrap_model(self.unet)
+        base = unet.residual_base(conditions)
+        x0 = unet.to_sample(target * 2 - 1, base)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         timesteps = torch.randint(
             0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device
@@ -513,7 +564,7 @@ class Trainer:
         prediction = self.unet(torch.cat([noisy, conditions], dim=1), timesteps, context, features, return_dict=False)[
             0
         ]
-        prediction_type = self.accelerator.unwrap_model(self.unet).config.prediction_type
+        prediction_type = unet.config.prediction_type
         expected = diffusion_targets(scheduler, prediction_type, x0, noise, timesteps)
         loss_fn = F.l1_loss if args.loss == "l1" else F.mse_loss
         losses = {"denoising": loss_fn(prediction.float(), expected.float())}
@@ -521,7 +572,7 @@ class Trainer:
         losses["clarity"] = F.binary_cross_entropy(clarity.float(), labels)
         if args.fusion_loss_weight > 0:
             alpha_bar = scheduler.alphas_cumprod.to(x0.device)[timesteps].view(-1, 1, 1, 1)
-            estimate = (predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar) + 1) / 2
+            estimate = (unet.to_image(predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar), base) + 1) / 2
             losses["fusion"] = fusion_loss(estimate, sources, alpha_bar.flatten())
         weights = {"denoising": 1.0, "clarity": args.clarity_loss_weight, "fusion": args.fusion_loss_weight}
         losses["total"] = sum(weights[name] * value for name, value in losses.items())

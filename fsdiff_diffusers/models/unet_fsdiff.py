@@ -12,9 +12,10 @@ from diffusers.models.resnet import ResnetBlock2D
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ..fusion import FUSION_METHODS, fuse
 from .bimamba import BidirectionalMambaBlock
 
-DIFFUSION_TARGETS = ("fused_image",)
+DIFFUSION_TARGETS = ("fused_image", "residual")
 
 
 @dataclass
@@ -104,8 +105,14 @@ class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
         norm_num_groups (`int`, defaults to 16): GroupNorm groups.
         prediction_type (`str`, defaults to `"epsilon"`): What the model predicts; the pipeline checks that the
             scheduler agrees.
-        diffusion_target (`str`, defaults to `"fused_image"`): What was diffused during training (the fused image
-            itself, from pure noise, as in the paper), recorded so that a pipeline never samples a model the wrong way.
+        diffusion_target (`str`, defaults to `"fused_image"`): What was diffused during training, recorded so that a
+            pipeline never samples a model the wrong way: `"fused_image"` (the fused image itself, from pure noise, as
+            in the paper) or `"residual"` (the difference between the fused image and a classical fusion of the
+            upsampled sources, as SRDiff does for super-resolution; see [`residual_base`]).
+        residual_base (`str`, defaults to `"max"`): The classical fusion rule (a name of
+            `fsdiff_diffusers.fusion.FUSION_METHODS`) of the base a `"residual"` model adds its sample to.
+        residual_scale (`float`, defaults to 0.5): A `"residual"` model's sample is the residual (in the [-1, 1]
+            image range) divided by this number, so that it fills the sampler's [-1, 1] range.
     """
 
     _supports_gradient_checkpointing = True
@@ -126,6 +133,8 @@ class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
         norm_num_groups: int = 16,
         prediction_type: str = "epsilon",
         diffusion_target: str = "fused_image",
+        residual_base: str = "max",
+        residual_scale: float = 0.5,
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -140,6 +149,10 @@ class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
             raise ValueError(f"`prediction_type` must be 'epsilon', 'sample' or 'v_prediction', got {prediction_type!r}.")
         if diffusion_target not in DIFFUSION_TARGETS:
             raise ValueError(f"`diffusion_target` must be one of {DIFFUSION_TARGETS}, got {diffusion_target!r}.")
+        if residual_base not in FUSION_METHODS:
+            raise ValueError(f"`residual_base` must be one of {FUSION_METHODS}, got {residual_base!r}.")
+        if not residual_scale > 0:
+            raise ValueError(f"`residual_scale` must be positive, got {residual_scale!r}.")
         self.gradient_checkpointing = False
 
         base = block_out_channels[0]
@@ -197,6 +210,30 @@ class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
     def downsample_factor(self) -> int:
         """Height and width of every input must be divisible by this number."""
         return 2 ** len(self.config.block_out_channels)
+
+    def residual_base(self, conditions: torch.Tensor) -> torch.Tensor | None:
+        r"""
+        The base a `"residual"` model's sample is added to: the `residual_base` fusion of the upsampled sources.
+
+        Args:
+            conditions (`torch.Tensor` of shape `(batch, 2, height, width)`): The upsampled sources in [-1, 1], as
+                concatenated to the U-Net's input.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, 1, height, width)` in [-1, 1], or `None` for a `"fused_image"` model.
+        """
+        if self.config.diffusion_target != "residual":
+            return None
+        sources = ((conditions.float() + 1) / 2).clamp(0, 1)
+        return (fuse(sources[:, :1], sources[:, 1:], self.config.residual_base) * 2 - 1).to(conditions.dtype)
+
+    def to_sample(self, image: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """A fused image `(batch, 1, H, W)` in [-1, 1] -> what this model diffuses (itself, or the scaled residual)."""
+        return image if base is None else (image - base) / self.config.residual_scale
+
+    def to_image(self, sample: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """Inverse of [`to_sample`]: a denoised sample `(batch, 1, H, W)` -> the fused image in [-1, 1]."""
+        return sample if base is None else (base + self.config.residual_scale * sample).clamp(-1, 1)
 
     def _run_block(self, block: FSDiffBlock, hidden_states: torch.Tensor, temb: torch.Tensor, context: torch.Tensor):
         if torch.is_grad_enabled() and self.gradient_checkpointing:

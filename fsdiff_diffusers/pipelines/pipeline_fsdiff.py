@@ -64,7 +64,8 @@ class FSDiffPipeline(DiffusionPipeline):
 
     The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and padded to
     a multiple of the U-Net's stride. The [`ClarityMambaEncoder`] encodes them once; the [`FSDiffUNet2DModel`] then
-    denoises the fused luminance from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
+    denoises the fused luminance (or, for a U-Net with `diffusion_target="residual"`, its difference from a classical
+    fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
     chroma is put back at the end, so a colour visible image gives a colour result and a grey one a grey result.
 
     This model inherits from [`DiffusionPipeline`]: loading, saving, devices and offloading work as in Diffusers.
@@ -328,6 +329,7 @@ class FSDiffPipeline(DiffusionPipeline):
         semantic_embeds = self.encode_semantics(sources)
         encoded = self.clarity_encoder(conditions.to(self.clarity_encoder.dtype), semantic_embeds=semantic_embeds)
         context, features = encoded.context, encoded.features
+        base = self.unet.residual_base(conditions)
 
         # 2. Noise and timesteps.
         latents = self.prepare_latents(latents_shape, dtype, device, generator, latents)
@@ -350,8 +352,8 @@ class FSDiffPipeline(DiffusionPipeline):
                     latents = callback_outputs.pop("latents", latents)
                 progress_bar.update()
 
-        # 4. Unpad, back to [0, 1], restore the visible image's chroma.
-        luminance = (crop_to(latents, (height, width)).float().cpu() + 1) / 2
+        # 4. Sample -> fused image (a residual model adds its base), unpad, back to [0, 1], restore the chroma.
+        luminance = (crop_to(self.unet.to_image(latents, base), (height, width)).float().cpu() + 1) / 2
         chroma = None if inputs.visible_chroma is None else resize(inputs.visible_chroma, (height, width))
         images = postprocess(luminance, chroma, inputs.is_colour, output_type)
 
