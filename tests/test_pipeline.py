@@ -245,3 +245,10 @@ def test_residual_unet_adds_its_sample_to_the_base_fusion(pair, scheduler_name):
     inputs = prepare_pair_batch(infrared, visible)
     upsampled = resize(torch.cat([inputs.infrared, inputs.visible], dim=1), tuple(fused.shape[-2:]))
     torch.testing.assert_close(fused, upsampled.amax(dim=1, keepdim=True), atol=1e-5, rtol=0)
+
+
+def test_from_models_pairs_the_unet_with_a_matching_default_scheduler():
+    unet, encoder = tiny_unet(prediction_type="sample"), tiny_encoder()
+    pipe = FSDiffPipeline.from_models(unet, encoder)
+    assert pipe.unet is unet and pipe.clarity_encoder is encoder and pipe.semantic_encoder is None
+    assert pipe.scheduler.config == default_scheduler("sample").config

@@ -23,7 +23,7 @@ import torch
 from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 
-from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
+from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -111,7 +111,7 @@ def export_checkpoint(
     unet = load_component(checkpoint, "unet", FSDiffUNet2DModel, use_ema)
     encoder = load_component(checkpoint, "clarity_encoder", ClarityMambaEncoder, use_ema)
     prediction_type = unet.config.prediction_type
-    pipeline = FSDiffPipeline(unet=unet, clarity_encoder=encoder, scheduler=default_scheduler(prediction_type))
+    pipeline = FSDiffPipeline.from_models(unet, encoder)
     pipeline.to(dtype=dtype)
     pipeline.save_pretrained(output_dir)
     if card:

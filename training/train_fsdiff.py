@@ -690,7 +690,7 @@ class Trainer:
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
         generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
         with self.inference_models() as models:
-            pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(models["unet"].config.prediction_type))
+            pipeline = FSDiffPipeline.from_models(**models)
             pipeline.set_progress_bar_config(disable=True)
             images = pipeline(
                 list(low_resolution[:, :1]),
@@ -717,9 +717,9 @@ class Trainer:
         models = self.models()
         for name, ema in self.emas.items():
             ema.copy_to(models[name].parameters())
-        prediction_type = models["unet"].config.prediction_type
-        pipeline = FSDiffPipeline(**models, scheduler=default_scheduler(prediction_type))
+        pipeline = FSDiffPipeline.from_models(**models)
         pipeline.save_pretrained(args.output_dir)
+        prediction_type = pipeline.unet.config.prediction_type
         training = TrainingDetails.from_training_args(self.training_args, global_step, prediction_type, training_time)
         pipeline.model_card(self.repo_id, training=training).save(os.path.join(args.output_dir, "README.md"))
         if args.push_to_hub:

@@ -103,6 +103,17 @@ class FSDiffPipeline(DiffusionPipeline):
         )
 
     @classmethod
+    def from_models(
+        cls, unet: FSDiffUNet2DModel, clarity_encoder: ClarityMambaEncoder, **components: Any
+    ) -> "FSDiffPipeline":
+        """
+        A pipeline of trained models with the sampler FS-Diff ships with: [`default_scheduler`] for the U-Net's
+        `prediction_type`. `components` (the optional semantic encoder and its feature extractor) are passed on.
+        """
+        scheduler = default_scheduler(unet.config.prediction_type)
+        return cls(unet=unet, clarity_encoder=clarity_encoder, scheduler=scheduler, **components)
+
+    @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "FSDiffPipeline":
         r"""
         Load a pipeline from a local folder or from a Hub repository id.
