@@ -20,7 +20,7 @@ pytest.importorskip("accelerate", reason="training needs the [train] extras (dat
 
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
-from training import train_fsdiff  # noqa: E402
+from training import clarity_check, train_fsdiff  # noqa: E402
 from training.dataset import (  # noqa: E402
     FusionPairDataset,
     parse_scale,
@@ -303,3 +303,23 @@ def test_data_source_flags_are_checked(tmp_path):
         parse_args(["--train_data_dir", str(tmp_path), "--scale", "0.5"])
     with pytest.raises(SystemExit):
         parse_args(["--train_data_dir", str(tmp_path), "--report_to", "wandb", "--hub_token", "secret"])
+
+
+def test_spearman_ranks():
+    values = np.array([0.1, 0.5, 0.2, 0.9])
+    assert clarity_check.spearman(values, values**3) == pytest.approx(1.0)
+    assert clarity_check.spearman(values, -values) == pytest.approx(-1.0)
+    assert clarity_check.spearman(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])) == pytest.approx(0.8)
+
+
+def test_clarity_check_of_a_saved_pipeline(tmp_path, capsys):
+    tiny_pipeline(seed=5).save_pretrained(tmp_path / "pipe")
+    data = write_pairs(tmp_path / "data", count=3, size=(40, 48))
+    agreement = clarity_check.main(["--model", str(tmp_path / "pipe"), "--infrared_dir", str(data / "ir"),
+                                    "--visible_dir", str(data / "vi"), "--crop", "32", "--trials", "2"])  # fmt: skip
+    assert agreement.count == 3 * 2 * 2 and -1 <= agreement.spearman <= 1
+    assert 0 < agreement.constant_guess_error < 1 and 0 <= agreement.mean_absolute_error < 1
+    assert f"{agreement.count} degraded sources: Spearman" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="smaller than --crop 64"):
+        clarity_check.main(["--model", str(tmp_path / "pipe"), "--infrared_dir", str(data / "ir"),
+                            "--visible_dir", str(data / "vi"), "--crop", "64"])  # fmt: skip
