@@ -12,7 +12,15 @@ from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors import safe_open
 
-from fsdiff_diffusers import DEFAULT_MODEL, IR_VIS_MODEL, MEDICAL_MODEL, SHIPPED_MODELS, FSDiffPipeline, metrics, protocol
+from fsdiff_diffusers import (
+    DEFAULT_MODEL,
+    IR_VIS_MODEL,
+    MEDICAL_MODEL,
+    SHIPPED_MODELS,
+    FSDiffPipeline,
+    metrics,
+    protocol,
+)
 
 from .conftest import DATA_DIR
 
@@ -103,7 +111,8 @@ def test_medical_model_beats_bicubic_plus_max_on_a_held_out_mri_ct_pair():
     pair = protocol.make_pair(mri, ct, 4)
     pipe = FSDiffPipeline.from_pretrained(MEDICAL_MODEL)
     pipe.set_progress_bar_config(disable=True)
-    output = pipe(pair.infrared_lr, pair.visible_lr, scale=4, generator=torch.Generator().manual_seed(0), output_type="np")
+    generator = torch.Generator().manual_seed(0)
+    output = pipe(pair.infrared_lr, pair.visible_lr, scale=4, generator=generator, output_type="np")
     fused = protocol.to_uint8(output.images[0, ..., 0])
     baseline = protocol.bicubic_fusion_baseline(pair.infrared_lr, pair.visible_lr, 4, "max")
     ours, theirs = (metrics.evaluate(image, pair.infrared, pair.visible, ["Qabf", "SSIM"]) for image in (fused, baseline))

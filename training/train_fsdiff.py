@@ -572,7 +572,8 @@ class Trainer:
         losses["clarity"] = F.binary_cross_entropy(clarity.float(), labels)
         if args.fusion_loss_weight > 0:
             alpha_bar = scheduler.alphas_cumprod.to(x0.device)[timesteps].view(-1, 1, 1, 1)
-            estimate = (unet.to_image(predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar), base) + 1) / 2
+            x0_estimate = predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar)
+            estimate = (unet.to_image(x0_estimate, base) + 1) / 2
             losses["fusion"] = fusion_loss(estimate, sources, alpha_bar.flatten())
         weights = {"denoising": 1.0, "clarity": args.clarity_loss_weight, "fusion": args.fusion_loss_weight}
         losses["total"] = sum(weights[name] * value for name, value in losses.items())
