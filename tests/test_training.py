@@ -152,8 +152,14 @@ def test_in_memory_datasets_dataset_matches_the_folder(tmp_path):
 
 
 def test_train_split_only(data_dir):
-    records = records_from_splits(data_dir)
-    assert len(records) == 59 and not any(r.name.startswith("TNO/") for r in records)
+    """The train records are exactly splits.json's train lists, and share no file with validation or test."""
+    splits = json.loads((data_dir / "splits.json").read_text())
+    for group in ("infrared_visible", "medical"):
+        names = {split: {r.name for r in records_from_splits(data_dir, group, split)} for split in splits[group]}
+        assert len(names["train"]) == sum(len(files) for files in splits[group]["train"].values())
+        assert not names["train"] & (names["validation"] | names["test"])
+    ir_vis_train = records_from_splits(data_dir)
+    assert not any(r.name.startswith(("TNO/", "TNO_extra/")) for r in ir_vis_train)
     medical = records_from_splits(data_dir, "medical")
     assert medical[0].images["infrared"].endswith(f"/mri/{Path(medical[0].name).name}")
 
