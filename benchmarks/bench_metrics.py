@@ -87,7 +87,7 @@ def main():
             + (" (above the core count: other processes shared the CPU, times are inflated)." if load > 2 else "."),
             f"One {SIZE[1]}x{SIZE[0]} grey triplet: {description}, float64 in 0..255; default VIFB convention; "
             f"median of {args.repeats} interleaved rounds after a warm-up round, per metric and for `evaluate` "
-            "with all 13 metrics.",
+            f"with all {len(METRICS)} metrics.",
             markdown_table(["metric", "ms"], rows),
             f"Target: all metrics for one 640x480 grey triplet in under {TARGET_SECONDS:.0f} s: {verdict} "
             f"({total:.2f} s).",

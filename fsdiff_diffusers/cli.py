@@ -68,7 +68,8 @@ Run 'fsdiff COMMAND --help' for the options of a command."""
 
 EVALUATE_DESCRIPTION = """\
 Score fused images against their two sources with the fusion metrics (EN, SD, SF, AG, MI, SCD, VIF,
-Qabf, Nabf, SSIM, MS-SSIM, CC, PSNR).
+Qabf, Q_ir, Q_vi, Nabf, SSIM, MS-SSIM, CC, PSNR). Q_ir and Q_vi are Qabf's two terms: how much of the
+infrared's (first source's, MRI for medical pairs), resp. the visible's, own edges reach the fused image.
 
 Images are paired by file stem across the three folders (fused/05.png, ir/05.png, vi/05.jpg) and
 compared in the 0..255 range. A colour source next to a grey fused image is turned grey. Each image

@@ -48,7 +48,7 @@ def outputs(tmp_path) -> list:
 
 # ----------------------------------------------------------------------------- quality.py: target check
 def scores_with(values: dict) -> quality.Scores:
-    return {name: values.get(name, 1.0) for name in quality.TARGET_METRICS}
+    return {name: values.get(name, 1.0) for name in quality.TARGET_METRICS + quality.EDGE_METRICS}
 
 
 def test_target_check_counts_wins_over_the_best_baseline_of_each_metric():
@@ -57,14 +57,25 @@ def test_target_check_counts_wins_over_the_best_baseline_of_each_metric():
         "bicubic + a": scores_with({name: 2.0 for name in names[:5]}),  # best on EN, SD, SF, AG, MI
         "bicubic + b": scores_with({name: 3.0 for name in names[5:]}),  # best on SCD, VIF, Qabf, SSIM
     }
-    # beats a (2.0) on EN..MI, ties b (3.0) on SCD, beats b on VIF, loses to it on Qabf, SSIM
+    baselines["bicubic + b"]["Q_ir"] = 3.0
+    # beats a (2.0) on EN..MI, ties b (3.0) on SCD, beats b on VIF, loses to it on Qabf, SSIM; Q_ir and Q_vi are
+    # checked apart: it ties b on Q_ir (enough: at least the best) and falls short on Q_vi
     fsdiff = scores_with({**{name: 2.5 for name in names[:5]}, "SCD": 3.0, "VIF": 3.1, "Qabf": 2.9, "SSIM": 0.1})
+    fsdiff.update({"Q_ir": 3.0, "Q_vi": 0.5})
     scores = {**baselines, "FS-Diff": fsdiff}
     check = quality.target_check(scores, "FS-Diff", list(baselines))
     assert check.wins == ["EN", "SD", "SF", "AG", "MI", "VIF"]  # a tie is no win
     assert check.best["SCD"] == ("bicubic + b", 3.0) and check.best["EN"] == ("bicubic + a", 2.0)
     assert check.passed and check.summary().startswith("PASS: 6 of 9 (needs 6)")
     assert "Qabf 2.9 <= 3 (bic+b)" in check.details() and "VIF 3.1 > 3 (bic+b)" in check.details()
+    assert check.edges == {"Q_ir": ("bicubic + b", 3.0), "Q_vi": ("bicubic + a", 1.0)} and "Q_ir" not in check.best
+    assert check.matched == ["Q_ir"] and not check.edges_matched
+    assert check.edge_summary() == (
+        "Q_ir and Q_vi each at least the best baseline's: MISS: Q_ir 3 >= 3 (bic+b); Q_vi 0.5 < 1 (bic+a)"
+    )
+    scores["FS-Diff"]["Q_vi"] = 1.0
+    check = quality.target_check(scores, "FS-Diff", list(baselines))
+    assert check.edges_matched and "at least the best baseline's: PASS: Q_ir 3 >= 3" in check.edge_summary()
 
     scores["FS-Diff"] = {**fsdiff, "VIF": 2.0}
     check = quality.target_check(scores, "FS-Diff", list(baselines))
@@ -74,7 +85,9 @@ def test_target_check_counts_wins_over_the_best_baseline_of_each_metric():
 
 def test_target_check_respects_lower_is_better():
     scores = {"bicubic + a": {"Nabf": 0.1}, "bicubic + b": {"Nabf": 0.05}, "FS-Diff": {"Nabf": 0.07}}
-    check = quality.target_check(scores, "FS-Diff", ["bicubic + a", "bicubic + b"], names=["Nabf"], required=1)
+    check = quality.target_check(
+        scores, "FS-Diff", ["bicubic + a", "bicubic + b"], names=["Nabf"], required=1, edge_names=[]
+    )
     assert check.best == {"Nabf": ("bicubic + b", 0.05)} and check.wins == [] and not check.passed
 
 
@@ -83,8 +96,11 @@ def test_target_line_and_table_come_from_the_checks():
     checks = {("TNO", 4): quality.target_check(scores, "FS-Diff", ["bicubic + a"])}
     line = quality.target_line(checks)
     assert "TNO x4" in line and "MISS: 1 of 9 (needs 6): wins EN" in line
+    assert "**Q_ir and Q_vi each at least the best baseline's: PASS: Q_ir 1 >= 1 (bic+a); Q_vi 1 >= 1" in line
     table = quality.target_table(checks, "TNO", [2, 4]).splitlines()
     assert table[2].startswith("| scale | wins | EN |") and table[4].startswith("| x4 | 1 / 9 | **2**")
+    assert table[2].endswith("| SSIM | Q_ir | Q_vi | Q_ir and Q_vi at least best |")
+    assert table[4].endswith("| **1** vs 1 (bic+a) | **1** vs 1 (bic+a) | yes |")  # a tie is enough for these
     assert len(table) == 5  # only the scale that has a check
     assert quality.target_line({}) == "" and quality.target_table(checks, "MSRS", [4]) == ""
 
@@ -111,9 +127,11 @@ def test_pipeline_default_is_the_shipped_model(monkeypatch):
 
 # ----------------------------------------------------------------------------- sampler_sweep.py: verdicts and tables
 def run(scheduler: str, steps: int, factor: float, seconds: float = 1.0) -> SweepRun:
-    """A run whose every metric is `factor` times the reference's (1.0), its last one twice as far off."""
-    scores = {name: factor for name in quality.TARGET_METRICS}
+    """A run whose every metric is `factor` times the reference's (1.0), its last one twice as far off and Q_vi
+    (shown, not judged) ten times."""
+    scores = {name: factor for name in sampler_sweep.METRICS}
     scores["SSIM"] = 1 + 2 * (factor - 1)
+    scores["Q_vi"] = 1 + 10 * (factor - 1)
     return SweepRun(scheduler, steps, scores, seconds, float(steps))
 
 
@@ -144,6 +162,8 @@ def test_sweep_and_summary_tables():
     lines = sampler_sweep.sweep_table(runs, REFERENCE).splitlines()
     header = lines[0].split(" | ")
     assert len(lines) == 2 + 1 + len(runs) and header[1:4] == ["steps", "U-Net evals", "s/image"]
+    assert header[4:-2] == quality.TARGET_METRICS + ["Q_ir", "Q_vi"]
+    assert "| 3 (200.00 %) |" in lines[3]  # Q_vi: shown, but neither the worst difference nor judged
     assert all(line.count("|") == lines[0].count("|") for line in lines)
     assert "(reference)" in lines[2] and lines[3].endswith("| 40.00 % (SSIM) | no |") and lines[4].endswith("| yes |")
     summary = sampler_sweep.summary_table(runs, REFERENCE, ["DDIM", "UniPC"]).splitlines()
@@ -162,7 +182,7 @@ def test_sampler_sweep_main(tiny_pipeline_dir, outputs, tmp_path):
     assert [(r.scheduler, r.steps) for r in runs] == [(s, n) for s in ("DDIM", "UniPC", "DPM-Solver++") for n in (2, 4)]
     assert (reference.scheduler, reference.steps, reference.evaluations) == ("DDPM", 8, 8)
     assert all(r.evaluations == r.steps and r.seconds > 0 and r.cached == 0 for r in runs)
-    assert set(reference.scores) == set(quality.TARGET_METRICS)
+    assert list(reference.scores) == quality.TARGET_METRICS + ["Q_ir", "Q_vi"]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- sampler_sweep:start -->" in text and ("**PASS**" in text or "**MISS**" in text)
     assert "--reference_steps 8" in text and "](figures/sampler_sweep.png)" in text
@@ -188,6 +208,7 @@ def test_quality_main_runs_the_pipeline_on_infrared_visible_only(tiny_pipeline_d
     assert "**Target check (TNO x4" in text and "Baselines only on Harvard_MRI_CT: not in `--pipeline_datasets`" in text
     assert f'The rows "{fsdiff}" are FS-Diff: `{tiny_pipeline_dir}`.' in text and "No FS-Diff rows here: not in" in text
     assert "| x4 | bicubic + max |" in text and f"| x4 | {fsdiff} |" in text and "s/image |" in text
+    assert "| Qabf | Q_ir | Q_vi | Nabf |" in text and "Q_ir and Q_vi each at least the best baseline's: " in text
     tno, medical = (
         PIL.Image.open(tmp_path / "figures" / f"quality_grid_x4_{name}.png") for name in ("TNO", "Harvard_MRI_CT")
     )

@@ -9,13 +9,16 @@ import pytest
 import torch
 
 from fsdiff_diffusers.fusion import laplacian_pyramid_fusion
+from fsdiff_diffusers.metrics.gradient import _edge_transfer_sums
 from fsdiff_diffusers.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
     average_gradient,
     correlation_coefficient,
+    edge_transfer,
     entropy,
     evaluate,
+    metric_names,
     ms_ssim,
     mutual_information,
     nabf,
@@ -168,6 +171,8 @@ def test_qabf_by_hand():
     expected = 0.4997 * 0.9879 / (1 + math.exp(-4.4))
     assert qabf(2 * a, a, a) == pytest.approx(expected)
     assert qabf(a / 2, a, a) == pytest.approx(expected)
+    # Each source's term on its own: the same everywhere, so also the same after weighting.
+    assert edge_transfer(2 * a, a) == pytest.approx(expected)
 
 
 def test_nabf_by_hand():
@@ -224,11 +229,51 @@ def test_qabf_of_a_perfect_copy_is_its_maximum():
     assert nabf(a, a, a) == 0.0
 
 
-@pytest.mark.parametrize("name", [name for name in METRICS if name not in ("EN", "SD", "SF", "AG", "MS-SSIM")])
+@pytest.mark.parametrize(
+    "name", [name for name in METRICS if name not in ("EN", "SD", "SF", "AG", "MS-SSIM", "Q_ir", "Q_vi")]
+)
 @pytest.mark.parametrize("convention", ["vifb", "cddfuse"])
 def test_two_source_metrics_are_symmetric(name, convention):
     fused, a, b = random_triplet()
     assert METRICS[name](fused, a, b, convention) == pytest.approx(METRICS[name](fused, b, a, convention), rel=1e-12)
+
+
+@pytest.mark.parametrize("convention", ["vifb", "cddfuse"])
+def test_swapping_the_sources_swaps_q_ir_and_q_vi(convention):
+    fused, a, b = random_triplet()
+    scores = evaluate(fused, a, b, metrics=["Q_ir", "Q_vi"], convention=convention)
+    swapped = evaluate(fused, b, a, metrics=["Q_ir", "Q_vi"], convention=convention)
+    assert (swapped["Q_ir"], swapped["Q_vi"]) == (scores["Q_vi"], scores["Q_ir"])
+    assert scores["Q_ir"] != scores["Q_vi"]
+    # One convention only, like Qabf.
+    assert scores == evaluate(fused, a, b, metrics=["Q_ir", "Q_vi"], convention="vifb")
+
+
+def test_qabf_is_the_edge_weighted_average_of_q_ir_and_q_vi():
+    fused, a, b = random_triplet()
+    (preserved_a, weight_a), (preserved_b, weight_b) = _edge_transfer_sums(fused, a, b)
+    q_ir, q_vi = edge_transfer(fused, a), edge_transfer(fused, b)
+    assert (q_ir, q_vi) == (preserved_a / weight_a, preserved_b / weight_b)
+    assert qabf(fused, a, b) == pytest.approx((q_ir * weight_a + q_vi * weight_b) / (weight_a + weight_b), rel=1e-12)
+    assert min(q_ir, q_vi) < qabf(fused, a, b) < max(q_ir, q_vi)
+
+
+def test_a_copy_of_one_source_transfers_its_edges_only(data_dir):
+    # fused = infrared on a real TNO pair: Q_ir is Qabf's ceiling for a perfect copy (exactly what Qabf gives for
+    # F = A = B), Q_vi far below it; and the other way round for fused = visible.
+    from PIL import Image
+
+    folder = data_dir / "TNO"
+    if not (folder / "ir").is_dir():
+        pytest.skip(f"TNO data not found under {folder}")
+    name = sorted(path.name for path in (folder / "ir").glob("*.png"))[0]
+    infrared, visible = (np.asarray(Image.open(folder / m / name).convert("L"), np.float64) for m in ("ir", "vi"))
+    ceiling = 0.9994 * 0.9879 / (1 + math.exp(-4.4))
+    for source, own, other in ((infrared, "Q_ir", "Q_vi"), (visible, "Q_vi", "Q_ir")):
+        scores = evaluate(source, infrared, visible, metrics=["Q_ir", "Q_vi", "Qabf"])
+        assert scores[own] == pytest.approx(qabf(source, source, source), rel=1e-12)
+        assert scores[own] == pytest.approx(ceiling, rel=1e-3)
+        assert scores[other] < 0.5 * scores[own] and scores[other] < scores["Qabf"] < scores[own]
 
 
 def test_constant_images_give_defined_finite_values():
@@ -247,17 +292,19 @@ def test_constant_images_give_defined_finite_values():
     def q_g(relative):
         return 0.9994 / (1 + math.exp(-15 * (relative - 0.5)))
 
+    q_a = 0.9879 / (1 + math.exp(-4.4))
     expected = {
         "EN": 0.0, "SD": 0.0, "SF": 0.0, "AG": 0.0, "MI": 0.0, "SCD": 0.0, "VIF": 2.0,
-        "Qabf": 0.9879 / (1 + math.exp(-4.4)) * (q_g(1 / 2) * 100 + q_g(1 / 3) * 150) / 250, "Nabf": 0.0,
+        "Qabf": q_a * (q_g(1 / 2) * 100 + q_g(1 / 3) * 150) / 250, "Q_ir": q_a * q_g(1 / 2), "Q_vi": q_a * q_g(1 / 3),
+        "Nabf": 0.0,
         "SSIM": sum(luminance), "MS-SSIM": sum(value**0.1333 for value in luminance), "CC": 0.0,
         "PSNR": 20 * math.log10(255 / math.sqrt(75 / 176)),
     }  # fmt: skip
     assert evaluate(fused, a, b) == pytest.approx(expected)
     assert all(math.isfinite(value) for value in evaluate(fused, a, b, convention="cddfuse").values())
-    # Sources without any edge (zero images): Qabf's 0 / 0 is defined as 0.
+    # Sources without any edge (zero images): Qabf's and Q_ir's / Q_vi's 0 / 0 is defined as 0.
     zeros = np.zeros(shape)
-    assert qabf(fused, zeros, zeros) == 0.0
+    assert qabf(fused, zeros, zeros) == 0.0 and edge_transfer(fused, zeros) == 0.0
 
 
 def test_metrics_follow_their_direction_on_a_degraded_fusion():
@@ -281,6 +328,8 @@ def test_evaluate_names_are_case_insensitive_and_ordered():
     assert scores["Qabf"] == qabf(fused, a, b)
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate(fused, a, b, metrics=["FMI"])
+    assert metric_names(["q_IR", "Q_VI", "q_vi", "QABF"]) == ["Q_ir", "Q_vi", "Q_vi", "Qabf"]
+    assert HIGHER_IS_BETTER["Q_ir"] and HIGHER_IS_BETTER["Q_vi"]
     with pytest.raises(ValueError, match="convention"):
         evaluate(fused, a, b, convention="matlab")
 
@@ -288,8 +337,9 @@ def test_evaluate_names_are_case_insensitive_and_ordered():
 def test_evaluate_all_metrics_by_default():
     fused, a, b = random_triplet((176, 176))
     assert list(evaluate(fused, a, b)) == list(METRICS)
-    names = ["EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "Nabf", "SSIM", "MS-SSIM", "CC", "PSNR"]
-    assert list(METRICS) == names
+    assert list(METRICS) == [
+        "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "Q_ir", "Q_vi", "Nabf", "SSIM", "MS-SSIM", "CC", "PSNR",
+    ]  # fmt: skip
 
 
 def test_torch_uint8_and_float_inputs_agree():

@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Image fusion metrics: EN, SD, SF, AG, MI, SCD, VIF, Qabf, Nabf, SSIM, MS-SSIM, CC and PSNR.
+"""Image fusion metrics: EN, SD, SF, AG, MI, SCD, VIF, Qabf (and its per-source terms Q_ir, Q_vi), Nabf, SSIM,
+MS-SSIM, CC and PSNR.
 
 Implementations in the field disagree (MI in bits or nats, SSIM as a sum or a mean, three PSNRs).
 The default ``convention="vifb"`` follows the MATLAB code of the VIFB benchmark (Zhang et al.,
@@ -30,7 +31,7 @@ Example:
 """
 
 from .evaluation import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
-from .gradient import average_gradient, nabf, qabf, spatial_frequency
+from .gradient import average_gradient, edge_transfer, nabf, qabf, spatial_frequency
 from .information import entropy, mutual_information
 from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
@@ -42,6 +43,7 @@ __all__ = [
     "METRICS",
     "average_gradient",
     "correlation_coefficient",
+    "edge_transfer",
     "entropy",
     "evaluate",
     "metric_names",

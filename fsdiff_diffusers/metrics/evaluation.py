@@ -16,7 +16,7 @@
 from typing import Callable, Dict, Iterable, List, Optional
 
 from ._images import Convention, ImageLike, as_image, check_convention
-from .gradient import average_gradient, nabf, qabf, spatial_frequency
+from .gradient import average_gradient, edge_transfer, nabf, qabf, spatial_frequency
 from .information import entropy, mutual_information
 from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
@@ -36,6 +36,8 @@ METRICS: Dict[str, MetricFunction] = {
     "SCD": lambda f, a, b, convention: scd(f, a, b),
     "VIF": lambda f, a, b, convention: vif(f, a, b),
     "Qabf": lambda f, a, b, convention: qabf(f, a, b),
+    "Q_ir": lambda f, a, b, convention: edge_transfer(f, a),
+    "Q_vi": lambda f, a, b, convention: edge_transfer(f, b),
     "Nabf": lambda f, a, b, convention: nabf(f, a, b),
     "SSIM": lambda f, a, b, convention: ssim(f, a, b, convention=convention),
     "MS-SSIM": lambda f, a, b, convention: ms_ssim(f, a, b),
@@ -80,8 +82,9 @@ def evaluate(
         visible: the second source (visible, or CT / PET / SPECT), same height and width; a colour
             source next to a grey fused image is turned grey, a grey one next to a colour result is
             used for every channel.
-        metrics: names out of EN, SD, SF, AG, MI, SCD, VIF, Qabf, Nabf, SSIM, MS-SSIM, CC, PSNR
-            (case-insensitive); ``None`` for all. MS-SSIM needs images of at least 176x176.
+        metrics: names out of EN, SD, SF, AG, MI, SCD, VIF, Qabf, Q_ir, Q_vi, Nabf, SSIM, MS-SSIM, CC, PSNR
+            (case-insensitive); ``None`` for all. Q_ir and Q_vi are Qabf's per-source terms (`edge_transfer` of
+            the fused image from the infrared, resp. the visible source). MS-SSIM needs images of at least 176x176.
         convention: ``"vifb"`` (default, VIFB's MATLAB definitions) or ``"cddfuse"`` (CDDFuse /
             DDFM's Python ``Evaluator``); it changes EN, SF, AG, MI, SSIM and PSNR, see each function.
 

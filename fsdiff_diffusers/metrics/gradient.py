@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Gradient metrics: spatial frequency (SF), average gradient (AG) and the edge-transfer measures Qabf and Nabf."""
+"""Gradient metrics: spatial frequency (SF), average gradient (AG) and the edge-transfer measures Qabf, its
+per-source terms Q_ir and Q_vi (`edge_transfer`), and Nabf."""
 
 from typing import Tuple
 
@@ -119,14 +120,35 @@ def _qabf_preservation(strength: np.ndarray, angle: np.ndarray, strength_f: np.n
     return preservation
 
 
-def _qabf_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+def _edge_transfer_sums(fused: np.ndarray, *sources: np.ndarray) -> list[tuple[float, float]]:
+    """Per source X, ``(sum(Q^{XF} g_X), sum(g_X))``: X's edge preservation in F weighted by X's own edge
+    strength, and the total of that weight. The one computation behind Qabf and its per-source terms.
+
+    Args:
+        fused: the fused plane ``(H, W)``. sources: source planes of the same shape.
+    """
     strength_f, angle_f = _qabf_edges(fused)
-    numerator = denominator = 0.0
-    for source in (a, b):
+    sums = []
+    for source in sources:
         strength, angle = _qabf_edges(source)
-        numerator += (_qabf_preservation(strength, angle, strength_f, angle_f) * strength).sum()
-        denominator += strength.sum()
-    return float(numerator / denominator) if denominator > 0 else 0.0
+        preserved = (_qabf_preservation(strength, angle, strength_f, angle_f) * strength).sum()
+        sums.append((float(preserved), float(strength.sum())))
+    return sums
+
+
+def _weighted_ratio(preserved: float, weight: float) -> float:
+    """``preserved / weight``; 0 where there is no edge to transfer (``weight == 0``)."""
+    return preserved / weight if weight > 0 else 0.0
+
+
+def _qabf_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    preserved, weights = zip(*_edge_transfer_sums(fused, a, b))
+    return _weighted_ratio(sum(preserved), sum(weights))
+
+
+def _edge_transfer_plane(fused: np.ndarray, source: np.ndarray) -> float:
+    ((preserved, weight),) = _edge_transfer_sums(fused, source)
+    return _weighted_ratio(preserved, weight)
 
 
 def qabf(fused: ImageLike, a: ImageLike, b: ImageLike) -> float:
@@ -143,13 +165,37 @@ def qabf(fused: ImageLike, a: ImageLike, b: ImageLike) -> float:
     (F = A = B) scores ``0.9994 * 0.9879 / (1 + e^-4.4) = 0.97533`` on edges of strength >= 1, not 1.
     The zero padding puts edges on the border of any non-zero image, constants included; when neither
     source has any edge (both all zero) there is nothing to transfer and Qabf is defined as 0.
-    Symmetric in (A, B).
+    Symmetric in (A, B). Its two terms, each source's edge transfer on its own, are `edge_transfer`'s
+    ``Q_ir`` and ``Q_vi``.
 
     Args:
         fused: the fused image, 0..255, ``(H, W)`` or ``(H, W, C)``.
         a, b: the two source images, same height and width.
     """
     return channel_mean(_qabf_plane, fused, a, b)
+
+
+def edge_transfer(fused: ImageLike, source: ImageLike) -> float:
+    r"""Per-source edge transfer, Qabf's term of one source: ``Q_ir`` and ``Q_vi``. Higher is better, at most ~0.975.
+
+    How much of one source's own edges reach the fused image: with Qabf's edge strength ``g``, orientation and
+    per-pixel preservation ``Q^{XF}`` (see `qabf`, same constants and border rule),
+    ``Q_X = sum(Q^{XF} g_X) / sum(g_X)``, the preservation of X's edges in F weighted by X's own edge strength.
+    `evaluate`'s ``Q_ir`` is ``edge_transfer(fused, infrared)`` (``Q^{AF}`` weighted by ``g_A``) and ``Q_vi`` is
+    ``edge_transfer(fused, visible)`` (``Q^{BF}`` by ``g_B``). As everywhere in this package the first source is
+    called "infrared" also for medical pairs, where ``Q_ir`` is the MRI's term. Qabf is their average weighted by
+    each source's total edge strength: on a grey image
+    ``Qabf = (Q_ir sum(g_A) + Q_vi sum(g_B)) / (sum(g_A) + sum(g_B))``, so a high Qabf can hide a source whose
+    edges are lost when the other source's edges dominate. A fusion that copies one source scores Qabf's ceiling
+    (0.97533 on edges of strength >= 1, see `qabf`) on that source's term and much less on the other's.
+    One convention only (CDDFuse's Qabf is VIFB's computation). A source without any edge (all zero) has nothing
+    to transfer: the value is defined as 0.
+
+    Args:
+        fused: the fused image, 0..255, ``(H, W)`` or ``(H, W, C)`` (channels averaged).
+        source: one source image, same height and width.
+    """
+    return channel_mean(_edge_transfer_plane, fused, source)
 
 
 def _nabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
