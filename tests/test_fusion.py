@@ -1,5 +1,6 @@
 """Tests of the classical fusion rules: hand-checked tiny cases, batching, sizes, dtypes, errors, real data."""
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def test_fuse_dispatches_to_each_rule():
     rules = {
         "gff": guided_filter_fusion,
         "laplacian": laplacian_pyramid_fusion,
+        "laplacian_max": partial(laplacian_pyramid_fusion, base="max"),
         "mean": mean_fusion,
         "max": max_fusion,
     }
@@ -59,6 +61,22 @@ def test_fuse_dispatches_to_each_rule():
     for method, rule in rules.items():
         assert torch.equal(fuse(infrared, visible, method=method), rule(infrared, visible))
     assert torch.equal(fuse(infrared, visible, method="laplacian", levels=1), laplacian_pyramid_fusion(infrared, visible, 1))
+
+
+def test_laplacian_max_keeps_the_brighter_base_and_both_sources_details():
+    """A bright flat infrared target over a textured dark visible image: `max` drops the texture, `laplacian_max`
+    keeps both the target's level and the texture; the averaged base of `laplacian` lowers the target's level."""
+    texture = 0.1 + 0.1 * (torch.arange(64.0) % 2)  # one-pixel stripes
+    visible = texture.expand(1, 1, 64, 64).clone()
+    infrared = torch.zeros(1, 1, 64, 64)
+    infrared[..., 16:48, 16:48] = 0.9
+    fused = fuse(infrared, visible, "laplacian_max")
+    target = fused[..., 24:40, 24:40]
+    assert target.mean() > 0.85 and target.std() > 0.03  # the infrared level, with the visible stripes
+    assert fuse(infrared, visible, "max")[..., 24:40, 24:40].std() < 1e-6
+    assert fuse(infrared, visible, "laplacian")[..., 24:40, 24:40].mean() < 0.75
+    with pytest.raises(ValueError, match="`base` must be one of"):
+        laplacian_pyramid_fusion(infrared, visible, base="median")
 
 
 # ----------------------------------------------------------------------------- Laplacian pyramid
@@ -212,7 +230,7 @@ def test_dtype_and_device_follow_the_input(method, dtype, device):
 
 def test_unknown_method_lists_the_valid_ones():
     infrared, visible = random_pair(1, 1, 4, 4)
-    with pytest.raises(ValueError, match="gff, laplacian, mean, max"):
+    with pytest.raises(ValueError, match="gff, laplacian, laplacian_max, mean, max"):
         fuse(infrared, visible, method="wavelet")
 
 

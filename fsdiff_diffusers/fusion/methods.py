@@ -1,5 +1,6 @@
 """`fuse`: one entry point to every classical fusion rule."""
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,12 +13,13 @@ from .rules import max_fusion, mean_fusion
 _RULES = {
     "gff": guided_filter_fusion,
     "laplacian": laplacian_pyramid_fusion,
+    "laplacian_max": partial(laplacian_pyramid_fusion, base="max"),
     "mean": mean_fusion,
     "max": max_fusion,
 }
 
 FUSION_METHODS = tuple(_RULES)
-"""Names accepted by `fuse`: `"gff"`, `"laplacian"`, `"mean"`, `"max"`."""
+"""Names accepted by `fuse`: `"gff"`, `"laplacian"`, `"laplacian_max"`, `"mean"`, `"max"`."""
 
 
 def fuse(infrared: torch.Tensor, visible: torch.Tensor, method: str = "gff", **options: Any) -> torch.Tensor:
@@ -28,7 +30,8 @@ def fuse(infrared: torch.Tensor, visible: torch.Tensor, method: str = "gff", **o
         visible (`torch.Tensor` of shape `(B, C, H, W)`): visible (or CT / PET / SPECT) images, same shape,
             dtype and device. Colour images are fused channel by channel.
         method (`str`, defaults to `"gff"`): one of `FUSION_METHODS`:
-            `"gff"` (`guided_filter_fusion`), `"laplacian"` (`laplacian_pyramid_fusion`),
+            `"gff"` (`guided_filter_fusion`), `"laplacian"` (`laplacian_pyramid_fusion`), `"laplacian_max"`
+            (`laplacian_pyramid_fusion` with `base="max"`: max-abs detail over the brighter base),
             `"mean"` (`mean_fusion`) or `"max"` (`max_fusion`).
         options: keyword arguments of the chosen rule, e.g. `levels=3` for `"laplacian"`.
 

@@ -23,6 +23,10 @@ BINOMIAL_KERNEL = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
 """The 5-tap binomial (Burt-Adelson, a = 0.375) low-pass kernel."""
 
 
+BASE_RULES = {"mean": lambda a, b: (a + b) / 2, "max": torch.maximum}
+"""How `laplacian_pyramid_fusion` combines the two low-pass bases."""
+
+
 def pyramid_depth(height: int, width: int, levels: int) -> int:
     """Number of detail bands actually used for an `height x width` image asked for `levels`."""
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 0:
@@ -78,23 +82,30 @@ def reconstruct_laplacian_pyramid(pyramid: List[torch.Tensor]) -> torch.Tensor:
     return image
 
 
-def laplacian_pyramid_fusion(infrared: torch.Tensor, visible: torch.Tensor, levels: int = 4) -> torch.Tensor:
+def laplacian_pyramid_fusion(
+    infrared: torch.Tensor, visible: torch.Tensor, levels: int = 4, base: str = "mean"
+) -> torch.Tensor:
     """Fuse two sources in a Laplacian pyramid.
 
     Each detail coefficient is taken from the source with the larger absolute value (the infrared one
-    on ties); the two bases are averaged.
+    on ties); the two bases are averaged (`base="mean"`) or the brighter one is kept pixel by pixel
+    (`base="max"`: hot infrared targets keep their full contrast, while the visible texture still comes
+    through the detail bands, unlike a pixel-wise `max` fusion that drops it wherever the infrared is brighter).
 
     Args:
         infrared (`torch.Tensor` of shape `(B, C, H, W)`): first source, float in `[0, 1]`.
         visible (`torch.Tensor` of shape `(B, C, H, W)`): second source, same shape, dtype and device.
         levels (`int`, defaults to 4): number of detail bands; fewer for small images (see module docs).
+        base (`str`, defaults to `"mean"`): how the two low-pass bases are combined, `"mean"` or `"max"`.
 
     Returns:
         `torch.Tensor` of shape `(B, C, H, W)`: the fused images in the input dtype, clamped to `[0, 1]`.
     """
     check_pair(infrared, visible)
+    if base not in BASE_RULES:
+        raise ValueError(f"`base` must be one of {tuple(BASE_RULES)}, got {base!r}.")
     batch = infrared.shape[0]
     bands = _decompose(torch.cat([infrared, visible]), levels)
     fused = [torch.where(band[:batch].abs() >= band[batch:].abs(), band[:batch], band[batch:]) for band in bands[:-1]]
-    fused.append((bands[-1][:batch] + bands[-1][batch:]) / 2)
+    fused.append(BASE_RULES[base](bands[-1][:batch], bands[-1][batch:]))
     return reconstruct_laplacian_pyramid(fused).clamp(0, 1).to(infrared.dtype)
