@@ -28,7 +28,7 @@ from training.dataset import (  # noqa: E402
     records_from_hf_dataset,
     records_from_splits,
 )
-from training.train_fsdiff import main, parse_args  # noqa: E402
+from training.train_fsdiff import build_dataset, build_validation_dataset, main, parse_args  # noqa: E402
 
 # diffusers' own EMAModel.from_pretrained still passes a path to `from_config`
 pytestmark = [
@@ -83,6 +83,35 @@ def test_item_shapes_ranges_and_determinism(tmp_path):
     torch.testing.assert_close(dataset[1], item, rtol=0, atol=0)
     dataset.set_epoch(1)
     assert not torch.equal(dataset[1]["conditions"], item["conditions"])
+
+
+def test_cached_images_give_the_same_items_without_reading_the_files_again(tmp_path):
+    records = records_from_folder(write_pairs(tmp_path, fused=True))
+    plain = FusionPairDataset(records, 32, scale=(2, 8), seed=1)
+    cached = FusionPairDataset(records, 32, scale=(2, 8), seed=1, cache_images=True)
+    first = [cached[index] for index in range(len(cached))]
+    expected_items = [plain[index] for index in range(len(plain))]
+    shutil.rmtree(tmp_path / "ir")  # a second epoch must not need the files
+    cached.set_epoch(1)
+    assert cached[0]["sources"].shape == (2, 32, 32)
+    for item, expected in zip(first, expected_items):
+        for key in ("sources", "conditions", "target"):  # float16 storage: within half an 8-bit grey level
+            torch.testing.assert_close(item[key], expected[key], rtol=0, atol=2e-3)
+
+
+def test_validation_pairs_come_from_the_validation_split(data_dir, tmp_path):
+    args = train_args(["--train_data_dir", str(data_dir)], tmp_path, "--num_validation_images", "4")
+    train = FusionPairDataset(records_from_splits(data_dir)[:3], 32)
+    validation = build_validation_dataset(args, train)
+    held_out = {r.name for r in records_from_splits(data_dir, split="validation")}
+    assert len(validation) == 4 and {r.name for r in validation.records} <= held_out
+    assert validation[0]["sources"].shape == (2, 32, 32)
+    folder = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    folder_args = train_args(folder, tmp_path, "--num_validation_images", "9")
+    folder_train = build_dataset(folder_args)
+    assert [r.name for r in build_validation_dataset(folder_args, folder_train).records] == [
+        r.name for r in folder_train.records
+    ]
 
 
 def test_crop_is_aligned_across_modalities(tmp_path):

@@ -201,6 +201,8 @@ class FusionPairDataset(Dataset):
         random_flip (`bool`, defaults to `True`): Random horizontal and vertical flips.
         skip_broken (`bool`, defaults to `False`): Leave out (with a warning) pairs that cannot be decoded or differ
             in size, instead of raising.
+        cache_images (`bool`, defaults to `False`): Keep every decoded pair in memory after its first use (float16
+            luminance, about 4 MB a megapixel pair), so that later epochs skip the decoding; per data loader worker.
     """
 
     def __init__(
@@ -212,6 +214,7 @@ class FusionPairDataset(Dataset):
         seed: int = 0,
         random_flip: bool = True,
         skip_broken: bool = False,
+        cache_images: bool = False,
     ):
         self.records = check_pairs(records, skip_broken)
         self.resolution = resolution
@@ -221,6 +224,7 @@ class FusionPairDataset(Dataset):
         self.random_flip = random_flip
         self.epoch = 0
         self.has_targets = all("target" in record.images for record in self.records)
+        self.cache: dict[int, torch.Tensor] | None = {} if cache_images else None
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the crops and degradations of `epoch` (call before iterating over each epoch)."""
@@ -242,6 +246,14 @@ class FusionPairDataset(Dataset):
                 raise ValueError(f"Cannot decode {what}: {error}") from error
             planes.append(to_luminance(image)[0])
         return torch.cat(planes)
+
+    def decoded(self, index: int) -> torch.Tensor:
+        """[`load`] of record `index`, from the cache when `cache_images` is on (float16 there, float32 returned)."""
+        if self.cache is None:
+            return self.load(self.records[index])
+        if index not in self.cache:
+            self.cache[index] = self.load(self.records[index]).half()
+        return self.cache[index].float()
 
     def crop(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random `resolution` square of `images` `(C, H, W)`, the same window in every channel, randomly flipped."""
@@ -265,7 +277,7 @@ class FusionPairDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         generator = item_generator(self.seed, self.epoch, index)
-        images = self.crop(self.load(self.records[index]), generator)
+        images = self.crop(self.decoded(index), generator)
         sources = images[: len(MODALITIES)]
         low, high = self.scale
         scale = low + (high - low) * torch.rand(1, generator=generator).item()

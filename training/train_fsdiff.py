@@ -140,6 +140,11 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         help="Chance that a modality gets no blur and no noise.",
     )
     data.add_argument("--no_random_flip", action="store_true")
+    data.add_argument(
+        "--cache_images",
+        action="store_true",
+        help="Keep decoded pairs in memory (float16 luminance) so that only the first epoch decodes files.",
+    )
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     model = parser.add_argument_group("model")
@@ -233,7 +238,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         "--validation_steps",
         type=int,
         default=None,
-        help="Log fused validation images (the first pairs of the data) every this many steps.",
+        help="Fuse validation pairs (the validation split of splits.json, else training pairs) every this many steps "
+        "and log their images and mean metrics.",
     )
     train.add_argument("--num_validation_images", type=int, default=2)
     train.add_argument("--push_to_hub", action="store_true")
@@ -279,6 +285,24 @@ def build_dataset(args: argparse.Namespace) -> FusionPairDataset:
         seed=args.seed,
         random_flip=not args.no_random_flip,
         skip_broken=args.skip_broken_pairs,
+        cache_images=args.cache_images,
+    )
+
+
+def build_validation_dataset(args: argparse.Namespace, train_dataset: FusionPairDataset) -> FusionPairDataset:
+    """
+    The pairs `validate` fuses: `--num_validation_images` pairs spread evenly over the validation split of
+    `splits.json` when `--train_data_dir` has one, else over the training pairs (a folder or a `datasets` dataset has
+    no held-out split). One fixed crop of each (the dataset's epoch 0, no flips).
+    """
+    if args.train_data_dir is not None and (Path(args.train_data_dir) / "splits.json").is_file():
+        records = records_from_splits(args.train_data_dir, args.splits_group, "validation")
+    else:
+        records = train_dataset.records
+    count = min(args.num_validation_images, len(records))
+    chosen = [records[index * len(records) // count] for index in range(count)]
+    return FusionPairDataset(
+        chosen, resolution=args.resolution, scale=args.scale_range, seed=args.seed, random_flip=False
     )
 
 
@@ -462,6 +486,7 @@ class Trainer:
         if args.push_to_hub and self.accelerator.is_main_process:  # early, so that a bad token fails before training
             self.repo_id = create_repo(self.repo_id, exist_ok=True, token=args.hub_token).repo_id
         self.dataset = build_dataset(args)
+        self.validation_dataset = build_validation_dataset(args, self.dataset) if args.validation_steps else None
         self.training_args = self.run_record()
         if self.accelerator.is_main_process:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
@@ -683,11 +708,11 @@ class Trainer:
 
     def validate(self, global_step: int) -> None:
         """
-        Fuse the first pairs (downscaled by the middle of the scale range); log the images to tensorboard and the
+        Fuse the validation pairs (downscaled by the middle of the scale range); log the images to tensorboard and the
         mean fusion metrics against the HR sources to every tracker.
         """
-        count = min(self.args.num_validation_images, len(self.dataset))
-        sources = torch.stack([self.dataset[index]["sources"] for index in range(count)])
+        dataset = self.validation_dataset
+        sources = torch.stack([dataset[index]["sources"] for index in range(len(dataset))])
         low_resolution = bicubic_downscale(sources, sum(self.args.scale_range) / 2)
         generator = torch.Generator(device=self.accelerator.device).manual_seed(self.args.seed)
         with self.inference_models() as models:
