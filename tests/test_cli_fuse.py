@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline, default_scheduler
-from fsdiff_diffusers import cli
+from fsdiff_diffusers.cli import fuse as cli_fuse
 from fsdiff_diffusers.cli import build_parser, main
 from fsdiff_diffusers.example_pair import HIDDEN_WARM_OBJECTS, example_pair
 
@@ -173,7 +173,7 @@ def test_missing_model_messages(pair_files, tmp_path, capsys, monkeypatch):
     assert "holds no model_index.json" in capsys.readouterr().err
 
     missing = str(tmp_path / "weights" / "fsdiff-ir-vis")
-    monkeypatch.setattr(cli, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
+    monkeypatch.setattr(cli_fuse, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
     for name_or_path in ("fsdiff-ir-vis", missing):
         assert fuse_pair(name_or_path, pair_files, tmp_path / "f.png") == 2
         stderr = capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_missing_model_messages(pair_files, tmp_path, capsys, monkeypatch):
 
 
 def test_shipped_model_names_resolve(model, pair_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
+    monkeypatch.setattr(cli_fuse, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
     assert fuse_pair("fsdiff-medical", pair_files, tmp_path / "f.png") == 0
     assert (tmp_path / "f.png").is_file()
 
@@ -232,7 +232,7 @@ def test_help_reads_like_a_tool(capsys):
     examples = [line.split()[1:] for line in out.split("examples:")[1].splitlines() if line.strip()]
     assert len(examples) == 3
     for example in examples:  # every example command line is valid
-        assert build_parser().parse_args(example).run is cli.run_fuse
+        assert build_parser().parse_args(example).run is cli_fuse.run_fuse
 
 
 # ----------------------------------------------------------------------------- the shipped model

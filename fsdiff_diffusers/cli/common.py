@@ -1,0 +1,102 @@
+"""What the `fsdiff` subcommands share: exit codes, pairing folders, running a function over every pair while naming
+the ones that fail, and the argparse types of their common options."""
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..pairing import Pair, scan_pairs
+
+Result = TypeVar("Result")
+Loader = Callable[[Path, str], np.ndarray]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def report(message: str) -> None:
+    """Print `message` to stderr without breaking a progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def pair_folders(folders: Sequence[str], names: Sequence[str]) -> list[Pair]:
+    """Pairs the images of `folders` by stem, reporting the files without partners on stderr."""
+    matching = scan_pairs(*folders, names=names)
+    unmatched = matching.describe_unmatched()
+    if unmatched:
+        report(f"warning: {unmatched}")
+    return matching.pairs
+
+
+def load_pair(pair: Pair, loader: Loader) -> dict[str, np.ndarray]:
+    """Loads every file of `pair` with `loader(path, name)` and checks they all have one size."""
+    images = {name: loader(path, name) for name, path in pair.paths.items()}
+    first = next(iter(images))
+    height, width = images[first].shape[:2]
+    for name, image in images.items():
+        if image.shape[:2] != (height, width):
+            raise ValueError(
+                f"the {name} image '{pair[name]}' is {image.shape[0]}x{image.shape[1]} but the {first} image "
+                f"'{pair[first]}' is {height}x{width} (H x W); the images of one scene must have one size."
+            )
+    return images
+
+
+def process_pairs(
+    pairs: Sequence[Pair], function: Callable[[Pair], Result], description: str
+) -> tuple[dict[str, Result], dict[str, str]]:
+    """Calls `function(pair)` on every pair with a progress bar; a `ValueError` or `OSError` fails that pair only.
+
+    Returns:
+        `(results, failures)`: stem -> result of the pairs that worked, stem -> error message of the others
+        (each also printed on stderr as it happens).
+    """
+    results, failures = {}, {}
+    for pair in tqdm(pairs, desc=description, unit="pair", disable=None, file=sys.stderr):
+        try:
+            results[pair.stem] = function(pair)
+        except (OSError, ValueError) as error:
+            failures[pair.stem] = str(error)
+            report(f"error: {pair.stem}: {error}")
+    return results, failures
+
+
+def finish(total: int, failures: dict[str, str]) -> int:
+    """Prints how many pairs failed (if any) and returns the exit status."""
+    if not failures:
+        return EXIT_OK
+    report(f"{len(failures)} of {total} pairs failed: {', '.join(failures)}")
+    return EXIT_FAILED
+
+
+def scale_factor(text: str) -> float:
+    """argparse type of `--scale`: a number >= 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1; the scale is an upscaling factor such as 2, 4 or 2.5")
+    return value
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type of `--size`: `WIDTHxHEIGHT` in pixels, e.g. `640x480`, returned as `(width, height)`."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in pixels written WIDTHxHEIGHT, such as 640x480")
+    return int(width), int(height)
+
+
+def positive_int(text: str) -> int:
+    """argparse type of `--steps`: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)

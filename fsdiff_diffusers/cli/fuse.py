@@ -1,0 +1,294 @@
+"""`fsdiff fuse`: fuse and super-resolve one pair of image files, or every pair of two folders, with one pipeline."""
+
+import argparse
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from tqdm.auto import tqdm
+
+from ..image_processor import load_image
+from ..pairing import Pair
+from ..pipelines.pipeline_fsdiff import FSDiffPipeline
+from ..weights import DEFAULT_MODEL, SHIPPED_MODELS
+from .common import (
+    EXIT_OK,
+    finish,
+    image_size,
+    load_pair,
+    pair_folders,
+    positive_int,
+    process_pairs,
+    report,
+    scale_factor,
+)
+
+SCHEDULER_ALIASES = {
+    "ddpm": "DDPMScheduler",
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "dpmsolver": "DPMSolverMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "pndm": "PNDMScheduler",
+}
+"""Short, case-insensitive names of `--scheduler`, next to the Diffusers class names."""
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+OUTPUT_FORMATS = {".png": {}, ".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".tif": {}, ".tiff": {}}
+"""Output file extensions `fsdiff fuse` writes, and the options PIL saves each with."""
+FUSE_DESCRIPTION = f"""\
+Fuse and super-resolve registered infrared + visible pairs with an FS-Diff pipeline.
+
+Give one pair of image files and an output file, or two folders and an output folder. Folder images
+are paired by file name (ir/05.png goes with vi/05.jpg); files without a partner are named and left
+out. The result is --scale times the input size (or exactly --size), grey or colour like the visible
+image. The model is loaded once; every image is sampled from the same --seed, so a result does not
+depend on the other images of the run.
+
+Existing outputs are skipped with a message unless --overwrite is given, so a folder run that was
+interrupted goes on where it stopped. A pair that cannot be read or fused is named on stderr and the
+others are still fused. Exit status: 0 when every pair was fused (or skipped), 1 when some failed,
+2 for bad arguments, a missing model or an unavailable device.
+
+schedulers (--scheduler): the model's own by default (DPM-Solver++ for the shipped model); else a
+short name ({", ".join(SCHEDULER_ALIASES)}) or the name of a
+Diffusers scheduler class compatible with the model's, such as UniPCMultistepScheduler."""
+
+FUSE_EPILOG = """\
+examples:
+  fsdiff fuse --infrared ir.png --visible vi.png --scale 4 -o fused.png
+  fsdiff fuse --infrared lr/ir --visible lr/vi -o results/x2 --scale 2 --steps 20 --scheduler unipc
+  fsdiff fuse --infrared ir.png --visible vi.jpg --size 640x480 --device cuda --dtype bfloat16 -o fused.jpg"""
+
+def device_name(text: str) -> str:
+    """argparse type of `--device`: auto, cpu, mps, cuda or cuda:N (availability is checked by [`resolve_device`])."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+def load_for_fusion(path: Path, name: str) -> np.ndarray:
+    """An image file as float32 `(H, W, C)` in `[0, 1]`, `C` in {1, 3}, an input of [`FSDiffPipeline`]."""
+    return load_image(path, name).permute(1, 2, 0).numpy()
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of `--device`: `auto` is CUDA, else MPS, else the CPU; a device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"--device {name} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU; use "
+            "--device auto or cpu, or install a CUDA build of PyTorch."
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA GPUs (cuda:0, ...).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device auto or cpu.")
+    return device
+
+
+def load_pipeline(model: str, device: torch.device, dtype: torch.dtype) -> FSDiffPipeline:
+    """Loads the pipeline of `--model` (a shipped model's name, a folder or a Hub id) onto `device` in `dtype`."""
+    model = SHIPPED_MODELS.get(model, model)
+    if not os.path.isfile(os.path.join(model, "model_index.json")):
+        if os.path.abspath(model) in {os.path.abspath(path) for path in SHIPPED_MODELS.values()}:
+            raise ValueError(
+                f"a model shipped with fsdiff-diffusers is missing from this installation ('{model}' holds no "
+                "model_index.json). Reinstall the package (pip install --force-reinstall fsdiff-diffusers), or pass "
+                "--model with a folder written by FSDiffPipeline.save_pretrained or a Hub id."
+            )
+        if os.path.isdir(model):
+            raise ValueError(
+                f"the model folder '{model}' holds no model_index.json: pass a folder written by "
+                "FSDiffPipeline.save_pretrained, or a Hub id such as org/name."
+            )
+    try:
+        pipe = FSDiffPipeline.from_pretrained(model, dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load the model '{model}': {error}") from error
+    return pipe.to(device)
+
+
+def scheduler_class(name: str, scheduler: SchedulerMixin) -> type:
+    """The scheduler class of `--scheduler`: an alias or a class name (any case) from `scheduler.compatibles`."""
+    compatibles = {cls.__name__.lower(): cls for cls in scheduler.compatibles}
+    wanted = SCHEDULER_ALIASES.get(name.lower(), name).lower()
+    if wanted not in compatibles:
+        raise ValueError(
+            f"unknown scheduler '{name}'; use one of {', '.join(SCHEDULER_ALIASES)} or a class name compatible with "
+            f"this model: {', '.join(sorted(cls.__name__ for cls in compatibles.values()))}."
+        )
+    return compatibles[wanted]
+
+
+def check_scheduler(scheduler: SchedulerMixin, steps: int) -> None:
+    """Runs a copy of `scheduler` through `steps` steps on a one-pixel sample, so that a scheduler that cannot sample
+    this model (PNDM with a U-Net that predicts the sample, too few steps, ...) fails before any image is fused."""
+    probe = type(scheduler).from_config(scheduler.config)
+    sample = torch.zeros(1, 1, 1, 1)
+    try:
+        probe.set_timesteps(steps)
+        for timestep in probe.timesteps:
+            prediction = torch.zeros_like(probe.scale_model_input(sample, timestep))
+            sample = probe.step(prediction, timestep, sample, return_dict=False)[0]
+    except (IndexError, RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"the {type(scheduler).__name__} scheduler cannot sample this model in {steps} steps ({error}); choose "
+            "another --scheduler or more --steps."
+        ) from error
+
+
+def fuse_jobs(args: argparse.Namespace) -> tuple[list[Pair], dict[str, Path]]:
+    """The pairs of `--infrared` / `--visible` (two files or two folders) and the output file of each, by stem."""
+    infrared, visible = Path(args.infrared), Path(args.visible)
+    for name, path in (("infrared", infrared), ("visible", visible)):
+        if not path.exists():
+            raise ValueError(f"the {name} path '{path}' does not exist.")
+    if infrared.is_dir() != visible.is_dir():
+        raise ValueError(
+            f"--infrared '{infrared}' and --visible '{visible}' must be two image files or two folders, "
+            "not one of each."
+        )
+    if infrared.is_dir():
+        if args.out.suffix.lower() in OUTPUT_FORMATS or args.out.is_file():
+            raise ValueError(
+                f"-o '{args.out}' must be a folder when fusing folders (it gets one <name>.{args.format})."
+            )
+        pairs = pair_folders([infrared, visible], ("infrared", "visible"))
+        return pairs, {pair.stem: args.out / f"{pair.stem}.{args.format}" for pair in pairs}
+    if args.out.suffix.lower() not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"-o '{args.out}' must be an image file ending in {', '.join(OUTPUT_FORMATS)} when fusing one pair."
+        )
+    pair = Pair(infrared.stem, {"infrared": infrared, "visible": visible})
+    return [pair], {pair.stem: args.out}
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    """`fsdiff fuse`: fuse and super-resolve one pair of files, or every pair of two folders, with one pipeline."""
+    device = resolve_device(args.device)
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
+    pairs, outputs = fuse_jobs(args)
+    existing = [] if args.overwrite else [pair for pair in pairs if outputs[pair.stem].exists()]
+    for pair in existing:
+        report(f"skipped {pair.stem}: {outputs[pair.stem]} exists (pass --overwrite to replace it)")
+    pairs = [pair for pair in pairs if pair not in existing]
+    if not pairs:
+        return EXIT_OK
+
+    loading = time.perf_counter()
+    pipe = load_pipeline(args.model, device, dtype)
+    if args.scheduler:
+        pipe.scheduler = scheduler_class(args.scheduler, pipe.scheduler).from_config(pipe.scheduler.config)
+    check_scheduler(pipe.scheduler, args.steps)
+    pipe.set_progress_bar_config(disable=len(pairs) > 1 or None)  # the steps of a single pair; else pairs only
+    report(
+        f"model {args.model} on {device} ({str(dtype).removeprefix('torch.')}), {type(pipe.scheduler).__name__}, "
+        f"{args.steps} step{'s' * (args.steps != 1)}; loaded in {time.perf_counter() - loading:.1f} s"
+    )
+    output_size = None if args.size is None else args.size[::-1]
+    scale = args.scale if args.size is None else None
+
+    def fuse_pair(pair: Pair) -> float:
+        start = time.perf_counter()
+        images = load_pair(pair, load_for_fusion)
+        try:
+            fused = pipe(
+                infrared=images["infrared"],
+                visible=images["visible"],
+                scale=scale,
+                output_size=output_size,
+                num_inference_steps=args.steps,
+                generator=torch.Generator().manual_seed(args.seed),
+            ).images[0]
+        except torch.cuda.OutOfMemoryError as error:
+            raise ValueError(f"out of memory on {device}; fuse it smaller (--scale, --size) or on the cpu") from error
+        path = outputs[pair.stem]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fused.save(path, **OUTPUT_FORMATS[path.suffix.lower()])
+        seconds = time.perf_counter() - start
+        tqdm.write(f"{pair.stem}: {path} ({fused.width}x{fused.height}, {seconds:.2f} s)")
+        return seconds
+
+    times, failures = process_pairs(pairs, fuse_pair, "fuse")
+    if len(pairs) > 1:
+        mean = f" in {sum(times.values()) / len(times):.2f} s per image" if times else ""
+        print(f"fused {len(times)} of {len(pairs)} pairs into {args.out}{mean}")
+    return finish(len(pairs), failures)
+
+
+def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fuse",
+        help="fuse and super-resolve image pairs (two files or two folders)",
+        description=FUSE_DESCRIPTION,
+        epilog=FUSE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    files = parser.add_argument_group("inputs and outputs")
+    files.add_argument(
+        "--infrared",
+        required=True,
+        metavar="PATH",
+        help="infrared (or MRI) image, or a folder of them (low resolution)",
+    )
+    files.add_argument(
+        "--visible", required=True, metavar="PATH", help="visible (or CT / PET / SPECT) image, or a folder of them"
+    )
+    files.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="output image (.png, .jpg, .tif) for one pair; output folder for folders",
+    )
+    files.add_argument(
+        "--format",
+        choices=("png", "jpg", "tif"),
+        default="png",
+        help="file type of the outputs in a folder (default: png; one pair: the extension of -o)",
+    )
+    files.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+
+    size = parser.add_argument_group("output size (one of)").add_mutually_exclusive_group()
+    size.add_argument(
+        "--scale", type=scale_factor, default=4.0, metavar="S", help="upscaling factor, any number >= 1 (default: 4)"
+    )
+    size.add_argument("--size", type=image_size, metavar="WxH", help="output size in pixels, e.g. 640x480")
+
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--steps", type=positive_int, default=10, metavar="N", help="denoising steps (default: 10)")
+    sampling.add_argument(
+        "--scheduler", metavar="NAME", help="sampler: ddpm, ddim, dpm++, unipc, euler, heun, pndm or a class name"
+    )
+    sampling.add_argument("--seed", type=int, default=0, help="seed of the initial noise of every image (default: 0)")
+
+    model = parser.add_argument_group("model and hardware")
+    model.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="PATH_OR_ID",
+        help=f"pipeline folder (save_pretrained), Hub id, or the name of a shipped model: {', '.join(SHIPPED_MODELS)} "
+        "(default: the infrared-visible one; for fsdiff-medical pass the MRI as --infrared, CT/PET/SPECT as --visible)",
+    )
+    model.add_argument(
+        "--device",
+        type=device_name,
+        default="auto",
+        help="auto (default: cuda, else mps, else cpu), cpu, cuda, cuda:N, mps",
+    )
+    model.add_argument(
+        "--dtype", choices=DTYPES, help="weights and sampling precision (default: float16 on cuda, float32 otherwise)"
+    )
+    parser.set_defaults(run=run_fuse)
