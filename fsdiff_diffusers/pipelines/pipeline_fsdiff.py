@@ -28,6 +28,7 @@ from ..image_processor import (
 from ..model_card import model_card as render_model_card
 from ..models.clarity_mamba import ClarityMambaEncoder
 from ..models.unet_fsdiff import FSDiffUNet2DModel
+from ..weights import SHIPPED_MODELS
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -55,6 +56,15 @@ def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepSch
         sample_max_value=1.0,
         prediction_type=prediction_type,
     )
+
+
+def _repeats(timesteps: torch.Tensor) -> bool:
+    """Whether two consecutive entries of `timesteps` (shape `(num_steps,)`) are equal."""
+    return bool((timesteps[1:] == timesteps[:-1]).any())
+
+
+def _type_names(values: list) -> str:
+    return ", ".join(sorted({type(value).__name__ for value in values}))
 
 
 class FSDiffPipeline(DiffusionPipeline):
@@ -116,15 +126,25 @@ class FSDiffPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "FSDiffPipeline":
         r"""
-        Load a pipeline from a local folder or from a Hub repository id.
+        Load a pipeline from a local folder, from the name of a model shipped with the package (a key of
+        `fsdiff_diffusers.SHIPPED_MODELS`: `"fsdiff-ir-vis"` or `"fsdiff-medical"`; a folder of that name wins) or from
+        a Hub repository id.
 
         Hub ids are first fetched with `huggingface_hub.snapshot_download` (honouring `revision`, `cache_dir`,
         `token`, `local_files_only` and `HF_HUB_OFFLINE`), because Diffusers' own download step does not accept
         components defined outside `diffusers` and `transformers`. All other keyword arguments (`dtype`,
         `variant`, components to replace, ...) go to [`DiffusionPipeline.from_pretrained`].
         """
+        name = str(pretrained_model_name_or_path)
+        if name in SHIPPED_MODELS and not os.path.isdir(name):
+            pretrained_model_name_or_path = SHIPPED_MODELS[name]
+            if not os.path.isfile(os.path.join(pretrained_model_name_or_path, "model_index.json")):
+                raise OSError(
+                    f"The model {name!r} shipped with fsdiff-diffusers is missing from this installation "
+                    f"({pretrained_model_name_or_path} holds no model_index.json): reinstall the package "
+                    "(pip install --force-reinstall fsdiff-diffusers), or pass a folder or a Hub id."
+                )
         if not os.path.isdir(pretrained_model_name_or_path):
-            name = str(pretrained_model_name_or_path)
             download_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
             try:
                 pretrained_model_name_or_path = snapshot_download(name, **download_kwargs)
@@ -200,6 +220,12 @@ class FSDiffPipeline(DiffusionPipeline):
         num_inference_steps: int,
         callback_on_step_end_tensor_inputs: list[str],
     ) -> None:
+        generators = generator if isinstance(generator, list) else [generator]
+        if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError(
+                f"`generator` must be a torch.Generator or a list of them, got {_type_names(generators)}: for a seed, "
+                "pass `torch.Generator().manual_seed(0)` (on a GPU, `torch.Generator('cuda').manual_seed(0)`)."
+            )
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
                 f"Got a list of {len(generator)} generators for a batch of {batch_size} pairs: pass one generator, "
@@ -209,6 +235,11 @@ class FSDiffPipeline(DiffusionPipeline):
             raise ValueError(
                 f"`latents` must have shape {latents_shape} (batch, 1, output size padded to a multiple of "
                 f"{self.unet.downsample_factor}), got {tuple(latents.shape)}."
+            )
+        if latents is not None and not torch.isfinite(latents).all():
+            raise ValueError(
+                "`latents` contains NaN or infinite values: pass finite noise, e.g. "
+                "`torch.randn(shape, generator=torch.Generator().manual_seed(0))`, or leave `latents` out."
             )
         if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
@@ -225,6 +256,29 @@ class FSDiffPipeline(DiffusionPipeline):
                 f"`SchedulerClass.from_config(pipe.scheduler.config)` or pass "
                 f"prediction_type={self.unet.config.prediction_type!r}."
             )
+
+    def check_timesteps(self, num_inference_steps: int) -> None:
+        """
+        Refuse a step count at which a multistep solver (DPM-Solver++, UniPC, DEIS: schedulers with a `solver_order`)
+        repeats a timestep, as it does for `num_inference_steps >= num_train_timesteps` (the spacing rounds that many
+        steps onto fewer integer timesteps). These solvers divide by the step between consecutive noise levels, so a
+        repeated timestep turns the sample into NaN: an all-black image. Call after `scheduler.set_timesteps`.
+        """
+        if "solver_order" not in self.scheduler.config or not _repeats(self.scheduler.timesteps):
+            return
+        probe = type(self.scheduler).from_config(self.scheduler.config)
+        usable = min(num_inference_steps - 1, self.scheduler.config.num_train_timesteps)
+        while usable > 1:
+            probe.set_timesteps(usable)
+            if not _repeats(probe.timesteps):
+                break
+            usable -= 1
+        name, trained = type(self.scheduler).__name__, self.scheduler.config.num_train_timesteps
+        raise ValueError(
+            f"{name} cannot take {num_inference_steps} steps: the model was trained on {trained} timesteps, so some of "
+            f"its timesteps repeat, and this multistep solver would divide by zero between them (NaN, a black image). "
+            f"Use at most {usable} steps, or DDPMScheduler / DDIMScheduler for up to {trained} steps."
+        )
 
     def prepare_extra_step_kwargs(self, generator: torch.Generator | list[torch.Generator] | None) -> dict[str, Any]:
         """Pass `generator` to `scheduler.step` only where the scheduler accepts it (UniPC, DEIS, ... do not)."""
@@ -300,9 +354,11 @@ class FSDiffPipeline(DiffusionPipeline):
                 Upscaling factor, any number >= 1; the output is the input size times `scale`, rounded. 4 when
                 neither `scale` nor `output_size` is given.
             output_size (`tuple[int, int]`, *optional*): Output (height, width), instead of `scale`.
-            num_inference_steps (`int`, defaults to 10): Denoising steps of the scheduler.
+            num_inference_steps (`int`, defaults to 10): Denoising steps of the scheduler; multistep solvers
+                (the default DPM-Solver++, UniPC, DEIS) take fewer than the U-Net's training timesteps (at most 999
+                of 1000), DDPM and DDIM up to all of them.
             generator (`torch.Generator` or a list of them, *optional*): For deterministic sampling; a list gives
-                each pair of a batch its own generator.
+                each pair of a batch its own generator. Not a seed: pass `torch.Generator().manual_seed(seed)`.
             latents (`torch.Tensor` of shape `(batch, 1, H, W)`, *optional*): Initial noise, H and W being the output
                 size padded to a multiple of `unet.downsample_factor`.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (float (B, H, W, C) in [0, 1]) or `"pt"`
@@ -331,6 +387,8 @@ class FSDiffPipeline(DiffusionPipeline):
 
         device = self._execution_device
         dtype = self.unet.dtype
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        self.check_timesteps(num_inference_steps)
 
         # 1. Conditions: upsampled luminance in [-1, 1], padded; encoded once.
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
@@ -344,7 +402,6 @@ class FSDiffPipeline(DiffusionPipeline):
 
         # 2. Noise and timesteps.
         latents = self.prepare_latents(latents_shape, dtype, device, generator, latents)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator)
 
         # 3. Denoising loop.
