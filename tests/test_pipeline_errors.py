@@ -1,12 +1,17 @@
 """Failures of the Python API speak plainly: a clear error naming the problem and the fix, never a silently wrong image
 or a stack trace from deep inside Diffusers (issue 14)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UniPCMultistepScheduler
+from diffusers.training_utils import EMAModel
 
-from fsdiff_diffusers import SHIPPED_MODELS, FSDiffPipeline
+from fsdiff_diffusers import SHIPPED_MODELS, ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel
+
+from .conftest import tiny_encoder, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,3 +77,32 @@ def test_a_shipped_model_missing_from_the_installation_is_reported(tmp_path, mon
     monkeypatch.setitem(SHIPPED_MODELS, "fsdiff-medical", str(tmp_path / "gone"))
     with pytest.raises(OSError, match="'fsdiff-medical' shipped with fsdiff-diffusers is missing.*reinstall"):
         FSDiffPipeline.from_pretrained("fsdiff-medical")
+
+
+@pytest.mark.parametrize(
+    "component, typo, meant",
+    [("unet", "diffusion_targt", "diffusion_target"), ("clarity_encoder", "num_mamba_layer", "num_mamba_layers")],
+)
+def test_a_typo_in_a_model_config_is_refused_at_load_time(tmp_path, pipe, component, typo, meant):
+    pipe.save_pretrained(tmp_path)
+    config_path = tmp_path / component / "config.json"
+    config = json.loads(config_path.read_text())
+    config[typo] = config.pop(meant)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"unknown keys: '{typo}' \\(did you mean '{meant}'\\?\\)"):
+        FSDiffPipeline.from_pretrained(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:It is deprecated to pass a pretrained model name:FutureWarning")  # EMAModel's own
+@pytest.mark.parametrize("model_cls", [FSDiffUNet2DModel, ClarityMambaEncoder])
+def test_ema_copies_and_their_export_still_load(tmp_path, model_cls):
+    """EMAModel writes its own state (decay, optimization_step, ...) into the config.json of the copies it saves."""
+    model = tiny_unet() if model_cls is FSDiffUNet2DModel else tiny_encoder()
+    ema = EMAModel(model.parameters(), model_cls=model_cls, model_config=model.config, use_ema_warmup=True)
+    ema.step(model.parameters())
+    ema.save_pretrained(tmp_path)
+    assert {"decay", "optimization_step"} <= set(json.loads((tmp_path / "config.json").read_text()))
+    reloaded = EMAModel.from_pretrained(tmp_path, model_cls=model_cls)
+    assert reloaded.optimization_step == 1
+    init_config = model_cls.extract_init_dict(model_cls.load_config(tmp_path))[0]  # as export_checkpoint.py does
+    assert model_cls.from_config(init_config).config.block_out_channels == list(model.config.block_out_channels)

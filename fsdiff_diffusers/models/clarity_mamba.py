@@ -10,6 +10,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .bimamba import BidirectionalMambaBlock
+from .strict_config import StrictConfigMixin
 
 
 @dataclass
@@ -52,7 +53,7 @@ class GroupedResidualBlock(nn.Module):
         return residual + hidden_states
 
 
-class ClarityMambaEncoder(ModelMixin, ConfigMixin):
+class ClarityMambaEncoder(StrictConfigMixin, ModelMixin, ConfigMixin):
     r"""
     Encodes the upsampled source images of a fusion problem into cross-attention tokens and multi-scale feature maps.
     It sees only the conditions, never the noisy sample, so a pipeline runs it once per image, not once per step.

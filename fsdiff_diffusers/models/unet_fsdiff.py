@@ -14,6 +14,7 @@ from torch import nn
 
 from ..fusion import FUSION_METHODS, fuse
 from .bimamba import BidirectionalMambaBlock
+from .strict_config import StrictConfigMixin
 
 DIFFUSION_TARGETS = ("fused_image", "residual")
 
@@ -78,7 +79,7 @@ class FSDiffBlock(nn.Module):
         return hidden_states
 
 
-class FSDiffUNet2DModel(ModelMixin, ConfigMixin):
+class FSDiffUNet2DModel(StrictConfigMixin, ModelMixin, ConfigMixin):
     r"""
     The denoiser of FS-Diff: a U-Net over the noisy fused image `x_t` concatenated with the upsampled source images,
     conditioned on the (float) timestep through FiLM, on the [`ClarityMambaEncoder`] context tokens through
