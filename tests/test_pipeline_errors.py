@@ -2,8 +2,10 @@
 or a stack trace from deep inside Diffusers (issue 14)."""
 
 import json
+import warnings
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UniPCMultistepScheduler
@@ -106,3 +108,23 @@ def test_ema_copies_and_their_export_still_load(tmp_path, model_cls):
     assert reloaded.optimization_step == 1
     init_config = model_cls.extract_init_dict(model_cls.load_config(tmp_path))[0]  # as export_checkpoint.py does
     assert model_cls.from_config(init_config).config.block_out_channels == list(model.config.block_out_channels)
+
+
+def test_a_pipeline_call_warns_from_nowhere_in_our_code(pipe, pair, tmp_path):
+    """Every input kind and output type; the only DeprecationWarning of a call is diffusers' own (pyproject.toml)."""
+    infrared, visible = pair
+    PIL.Image.fromarray(infrared).save(tmp_path / "ir.png")
+    PIL.Image.fromarray(visible).save(tmp_path / "vi.png")
+    inputs = [
+        (infrared, visible),
+        (PIL.Image.fromarray(infrared), PIL.Image.fromarray(visible)),
+        (torch.from_numpy(infrared), torch.from_numpy(visible).permute(2, 0, 1)),
+        (tmp_path / "ir.png", tmp_path / "vi.png"),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for sources in inputs:
+            for output_type in ("pil", "np", "pt"):
+                fuse(pipe, sources, output_type=output_type)
+    ours = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if "fsdiff_diffusers" in w.filename]
+    assert not ours
