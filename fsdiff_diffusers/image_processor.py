@@ -461,24 +461,30 @@ def output_size_for(
     return round(size_hw[0] * scale), round(size_hw[1] * scale)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """Pads the bottom / right of `x` so its height and width are multiples of `multiple`.
+def pad_to_multiple(x: torch.Tensor, multiple: int, margin: int = 0) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """Pads `x` by `margin` pixels on every side, then its bottom / right so that its height and width are multiples
+    of `multiple`.
 
-    Uses reflect padding, or replicate padding along a side that is too short to reflect (pad >= size).
+    Uses reflect padding, or replicate padding along an axis that is too short to reflect (pad >= size). A margin
+    keeps the zero padding of a model's convolutions away from the image: its output near the image's edges then
+    sees mirrored content around them, as it does inside, instead of zeros.
 
     Args:
         x (`torch.Tensor` of shape `(B, C, H, W)`): images.
         multiple (`int`): a positive int, e.g. the model's total downsampling factor.
+        margin (`int`, defaults to 0): pixels added on every side first.
 
     Returns:
         `(padded, (H, W))`: `padded` of shape `(B, C, H', W')`, and the original size for [`crop_to`].
     """
     if isinstance(multiple, bool) or not isinstance(multiple, numbers.Integral) or multiple < 1:
         raise ValueError(f"`multiple` must be a positive int, got {multiple!r}.")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or margin < 0:
+        raise ValueError(f"`margin` must be a non-negative int, got {margin!r}.")
     height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    x = _pad_side(x, (0, 0, 0, pad_h), pad_h < height)
-    x = _pad_side(x, (0, pad_w, 0, 0), pad_w < width)
+    bottom, right = margin + -(height + 2 * margin) % multiple, margin + -(width + 2 * margin) % multiple
+    x = _pad_side(x, (0, 0, margin, bottom), bottom < height)
+    x = _pad_side(x, (margin, right, 0, 0), right < width)
     return x, (height, width)
 
 
@@ -488,12 +494,15 @@ def _pad_side(x: torch.Tensor, padding: Tuple[int, int, int, int], can_reflect: 
     return F.pad(x, padding, mode="reflect" if can_reflect else "replicate")
 
 
-def crop_to(x: torch.Tensor, size_hw: Tuple[int, int]) -> torch.Tensor:
-    """Crops the top-left `(H, W)` of `x` (`(..., H', W')`), undoing [`pad_to_multiple`]."""
+def crop_to(x: torch.Tensor, size_hw: Tuple[int, int], margin: int = 0) -> torch.Tensor:
+    """Crops the `(H, W)` of `x` (`(..., H', W')`) that starts `margin` pixels from its top-left corner, undoing
+    [`pad_to_multiple`]."""
     height, width = _check_size_hw(size_hw, "size_hw")
-    if height > x.shape[-2] or width > x.shape[-1]:
-        raise ValueError(f"Cannot crop a tensor of shape {tuple(x.shape)} to {height}x{width}: it is smaller.")
-    return x[..., :height, :width]
+    if margin + height > x.shape[-2] or margin + width > x.shape[-1]:
+        raise ValueError(
+            f"Cannot crop {height}x{width} at a margin of {margin} from a tensor of shape {tuple(x.shape)}: it is smaller."
+        )
+    return x[..., margin : margin + height, margin : margin + width]
 
 
 def postprocess(

@@ -407,6 +407,26 @@ def test_pad_modes():
         crop_to(x, (4, 4))
 
 
+@pytest.mark.parametrize("size, margin, multiple", [((5, 7), 4, 4), ((24, 32), 16, 16), ((2, 3), 3, 8)])
+def test_pad_margin_round_trip(size, margin, multiple):
+    x = torch.rand(1, 2, *size)
+    padded, original = pad_to_multiple(x, multiple, margin)
+    assert padded.shape[-2] % multiple == 0 and padded.shape[-1] % multiple == 0
+    assert padded.shape[-2] - size[0] - 2 * margin < multiple and padded.shape[-1] - size[1] - 2 * margin < multiple
+    torch.testing.assert_close(crop_to(padded, original, margin), x, rtol=0, atol=0)
+
+
+def test_pad_margin_mirrors_the_image_on_every_side():
+    x = torch.arange(1.0, 6.0).repeat(5, 1)[None, None]  # columns 1..5
+    padded, _ = pad_to_multiple(x, 1, margin=2)
+    assert padded[0, 0, 0].tolist() == [3, 2, 1, 2, 3, 4, 5, 4, 3]
+    assert padded[0, 0, :, 0].eq(3).all()
+    with pytest.raises(ValueError, match="non-negative int"):
+        pad_to_multiple(x, 4, margin=-1)
+    with pytest.raises(ValueError, match="margin of 2"):
+        crop_to(x, (4, 4), margin=2)
+
+
 # --- postprocess ---------------------------------------------------------------------------------
 
 

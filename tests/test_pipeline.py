@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
@@ -90,7 +91,8 @@ def test_dict_and_tuple_outputs(pipe, pair):
 
 
 def test_latents_and_callback(pipe, pair):
-    latents = torch.randn(1, 1, 24, 32, generator=torch.Generator().manual_seed(0))
+    assert pipe.canvas_size(24, 32) == (32, 40)  # a margin of 4 (the U-Net's stride) on every side
+    latents = torch.randn(1, 1, 32, 40, generator=torch.Generator().manual_seed(0))
     seen = []
 
     def callback(pipeline, step, timestep, tensors):
@@ -99,12 +101,12 @@ def test_latents_and_callback(pipe, pair):
 
     grey_visible = pair[1].mean(-1).astype(np.uint8)
     out = run(pipe, pair[0], grey_visible, latents=latents, callback_on_step_end=callback)
-    assert [s for s, _ in seen] == [0, 1] and seen[0][1] == (1, 1, 24, 32)
+    assert [s for s, _ in seen] == [0, 1] and seen[0][1] == (1, 1, 32, 40)
     np.testing.assert_allclose(out, 0.5, atol=1e-6)  # the callback's zeros became the result
     # Given latents replace the generator's noise.
     np.testing.assert_array_equal(run(pipe, pair[0], grey_visible, latents=latents, seed=5), run(pipe, pair[0], grey_visible, latents=latents))
-    with pytest.raises(ValueError, match=r"latents` must have shape \(1, 1, 24, 32\)"):
-        run(pipe, *pair, latents=torch.randn(1, 1, 12, 16))
+    with pytest.raises(ValueError, match=r"latents` must have shape \(1, 1, 32, 40\)"):
+        run(pipe, *pair, latents=torch.randn(1, 1, 24, 32))
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
         run(pipe, *pair, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["noise"])
 
@@ -252,3 +254,22 @@ def test_from_models_pairs_the_unet_with_a_matching_default_scheduler():
     pipe = FSDiffPipeline.from_models(unet, encoder)
     assert pipe.unet is unet and pipe.clarity_encoder is encoder and pipe.semantic_encoder is None
     assert pipe.scheduler.config == default_scheduler("sample").config
+
+
+class ZeroPaddedBlurUNet(FSDiffUNet2DModel):
+    """A stand-in denoiser whose prediction (of the sample) is a zero-padded 5x5 box blur of its first condition: like
+    any zero-padded convolution, it darkens the 2 pixels along the edges of its input."""
+
+    def forward(self, sample, timestep, encoder_hidden_states, encoder_features=None, return_dict=True):
+        return (F.avg_pool2d(sample[:, 1:2], 5, stride=1, padding=2),)
+
+
+def test_zero_padding_of_the_unet_stays_outside_the_output():
+    """On a constant pair, the output of a U-Net with zero-padded convolutions is constant up to its edges: the U-Net
+    samples a canvas with a mirrored margin around the output (faint lines along the edges before)."""
+    unet = ZeroPaddedBlurUNet.from_config(tiny_unet(prediction_type="sample").config)
+    pipe = tiny_pipeline(unet=unet, scheduler=default_scheduler("sample"))
+    constant = np.full((6, 8), 0.6, dtype=np.float32)
+    fused = run(pipe, constant, constant, scale=4, output_type="pt")
+    assert fused.shape == (1, 1, 24, 32)
+    torch.testing.assert_close(fused, torch.full_like(fused, 0.6), atol=1e-6, rtol=0)

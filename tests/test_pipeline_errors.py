@@ -50,7 +50,7 @@ def test_ddpm_and_ddim_refuse_more_steps_than_timesteps(pipe, pair, scheduler_cl
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_latents_are_refused(pipe, pair, bad):
-    latents = torch.randn(1, 1, 24, 32)
+    latents = torch.randn(1, 1, *pipe.canvas_size(24, 32))
     latents[0, 0, 3, 5] = bad
     with pytest.raises(ValueError, match="`latents` contains NaN or infinite values"):
         fuse(pipe, pair, latents=latents)

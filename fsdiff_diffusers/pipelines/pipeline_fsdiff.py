@@ -72,8 +72,8 @@ class FSDiffPipeline(DiffusionPipeline):
     Pipeline for simultaneous fusion and super-resolution of two source images of one scene (infrared + visible, or
     MRI + CT/PET/SPECT), as in FS-Diff.
 
-    The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and padded to
-    a multiple of the U-Net's stride. The [`ClarityMambaEncoder`] encodes them once; the [`FSDiffUNet2DModel`] then
+    The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and mirrored
+    into a margin around it (see [`canvas_size`]). The [`ClarityMambaEncoder`] encodes them once; the [`FSDiffUNet2DModel`] then
     denoises the fused luminance (or, for a U-Net with `diffusion_target="residual"`, its difference from a classical
     fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
     chroma is put back at the end, so a colour visible image gives a colour result and a grey one a grey result.
@@ -233,8 +233,9 @@ class FSDiffPipeline(DiffusionPipeline):
             )
         if latents is not None and tuple(latents.shape) != latents_shape:
             raise ValueError(
-                f"`latents` must have shape {latents_shape} (batch, 1, output size padded to a multiple of "
-                f"{self.unet.downsample_factor}), got {tuple(latents.shape)}."
+                f"`latents` must have shape {latents_shape} (batch, 1, `pipe.canvas_size(height, width)` of the "
+                f"output size: a margin of {self.unet.downsample_factor} pixels on every side, padded to a multiple "
+                f"of it), got {tuple(latents.shape)}."
             )
         if latents is not None and not torch.isfinite(latents).all():
             raise ValueError(
@@ -256,6 +257,16 @@ class FSDiffPipeline(DiffusionPipeline):
                 f"`SchedulerClass.from_config(pipe.scheduler.config)` or pass "
                 f"prediction_type={self.unet.config.prediction_type!r}."
             )
+
+    def canvas_size(self, height: int, width: int) -> tuple[int, int]:
+        """
+        The `(height, width)` the U-Net samples for an output of `(height, width)`: a margin of
+        `unet.downsample_factor` pixels on every side, filled with the mirrored sources, then up to a multiple of it
+        at the bottom and right (see [`~image_processor.pad_to_multiple`]). The margin keeps the zero padding of the
+        U-Net's and the encoder's convolutions outside the output, where it would draw faint lines along the edges.
+        """
+        factor = self.unet.downsample_factor
+        return tuple(-(-(size + 2 * factor) // factor) * factor for size in (height, width))
 
     def check_timesteps(self, num_inference_steps: int) -> None:
         """
@@ -359,8 +370,8 @@ class FSDiffPipeline(DiffusionPipeline):
                 of 1000), DDPM and DDIM up to all of them.
             generator (`torch.Generator` or a list of them, *optional*): For deterministic sampling; a list gives
                 each pair of a batch its own generator. Not a seed: pass `torch.Generator().manual_seed(seed)`.
-            latents (`torch.Tensor` of shape `(batch, 1, H, W)`, *optional*): Initial noise, H and W being the output
-                size padded to a multiple of `unet.downsample_factor`.
+            latents (`torch.Tensor` of shape `(batch, 1, H, W)`, *optional*): Initial noise, `(H, W)` being
+                [`canvas_size`] of the output size.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (float (B, H, W, C) in [0, 1]) or `"pt"`
                 (float (B, C, H, W) in [0, 1]).
             return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
@@ -379,8 +390,7 @@ class FSDiffPipeline(DiffusionPipeline):
         inputs = prepare_pair_batch(infrared, visible)
         batch_size = inputs.infrared.shape[0]
         height, width = output_size_for(tuple(inputs.infrared.shape[-2:]), scale, output_size)
-        factor = self.unet.downsample_factor
-        latents_shape = (batch_size, 1, -(-height // factor) * factor, -(-width // factor) * factor)
+        latents_shape = (batch_size, 1, *self.canvas_size(height, width))
         self.check_inputs(
             batch_size, generator, latents, latents_shape, num_inference_steps, callback_on_step_end_tensor_inputs
         )
@@ -390,10 +400,11 @@ class FSDiffPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         self.check_timesteps(num_inference_steps)
 
-        # 1. Conditions: upsampled luminance in [-1, 1], padded; encoded once.
+        # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once.
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
         upsampled = resize(sources, (height, width))
-        conditions, _ = pad_to_multiple(upsampled, factor)
+        margin = self.unet.downsample_factor
+        conditions, _ = pad_to_multiple(upsampled, margin, margin)
         conditions = (conditions * 2 - 1).to(device=device, dtype=dtype)
         semantic_embeds = self.encode_semantics(sources)
         encoded = self.clarity_encoder(conditions.to(self.clarity_encoder.dtype), semantic_embeds=semantic_embeds)
@@ -421,7 +432,7 @@ class FSDiffPipeline(DiffusionPipeline):
                 progress_bar.update()
 
         # 4. Sample -> fused image (a residual model adds its base), unpad, back to [0, 1], restore the chroma.
-        luminance = (crop_to(self.unet.to_image(latents, base), (height, width)).float().cpu() + 1) / 2
+        luminance = (crop_to(self.unet.to_image(latents, base), (height, width), margin).float().cpu() + 1) / 2
         chroma = None if inputs.visible_chroma is None else resize(inputs.visible_chroma, (height, width))
         images = postprocess(luminance, chroma, inputs.is_colour, output_type)
 
