@@ -96,7 +96,7 @@ def test_existing_output_is_skipped_unless_overwrite(model, pair_files, tmp_path
     out = tmp_path / "fused.png"
     PIL.Image.new("L", (4, 4)).save(out)
     assert fuse_pair(model, pair_files, out) == 0
-    assert f"skipped ir: {out} exists (pass --overwrite to replace it)" in capsys.readouterr().err
+    assert f"skipped ir.png + vi.png: {out} exists (pass --overwrite to replace it)" in capsys.readouterr().err
     assert PIL.Image.open(out).size == (4, 4)
 
     assert fuse_pair(model, pair_files, out, "--overwrite") == 0

@@ -9,6 +9,7 @@ from ..fusion import FUSION_METHODS
 from ..pairing import Pair
 from ..protocol import bicubic_fusion_baseline, load_grey
 from .common import finish, load_pair, pair_folders, process_pairs, scale_factor
+from .outputs import check_spares_inputs, output_folder, pending_pairs, save_image
 
 BASELINE_DESCRIPTION = """\
 Make the "bicubic + fusion" baseline of joint fusion and super-resolution for every pair of two folders.
@@ -20,10 +21,11 @@ baseline against high-resolution sources, downscale them first (top-left crop to
 scale, then bicubic downscale) and run 'fsdiff evaluate' on the results.
 
 methods:
-  gff        guided-filter fusion (Li et al., 2013)
-  laplacian  Laplacian pyramid, 4 detail bands, max-abs detail selection, averaged base
-  mean       pixel-wise average
-  max        pixel-wise maximum"""
+  gff            guided-filter fusion (Li et al., 2013)
+  laplacian      Laplacian pyramid, 4 detail bands, max-abs detail selection, averaged base
+  laplacian_max  the same over the brighter of the two bases (keeps hot infrared targets)
+  mean           pixel-wise average
+  max            pixel-wise maximum"""
 
 BASELINE_EPILOG = """\
 examples:
@@ -33,19 +35,21 @@ examples:
 
 def run_baseline(args: argparse.Namespace) -> int:
     """`fsdiff baseline`: upsample every LR pair bicubically by `--scale`, fuse it, write `<stem>.png`."""
+    check_spares_inputs("--out", args.out, (Path(args.infrared), Path(args.visible)), folder=True)
     pairs = pair_folders([args.infrared, args.visible], ("infrared", "visible"))
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_folder("--out", args.out)
+    outputs = {pair.stem: args.out / f"{pair.stem}.png" for pair in pairs}
+    todo = pending_pairs(pairs, outputs, args.overwrite)
 
     def fuse_pair(pair: Pair) -> Path:
         images = load_pair(pair, load_grey)
         fused = bicubic_fusion_baseline(images["infrared"], images["visible"], args.scale, args.method)
-        path = args.out / f"{pair.stem}.png"
-        PIL.Image.fromarray(fused).save(path)
-        return path
+        save_image(PIL.Image.fromarray(fused), outputs[pair.stem])
+        return outputs[pair.stem]
 
-    written, failures = process_pairs(pairs, fuse_pair, f"{args.method} x{args.scale:g}")
+    written, failures = process_pairs(todo, fuse_pair, f"{args.method} x{args.scale:g}")
     print(f"wrote {len(written)} fused image{'s' * (len(written) != 1)} to {args.out}")
-    return finish(len(pairs), failures)
+    return finish(len(todo), failures)
 
 
 def add_baseline_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,4 +71,5 @@ def add_baseline_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scale", type=scale_factor, default=4.0, metavar="S", help="upscaling factor, any number >= 1 (default: 4)"
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write <name>.png into")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     parser.set_defaults(run=run_baseline)

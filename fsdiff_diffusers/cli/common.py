@@ -47,10 +47,19 @@ def load_pair(pair: Pair, loader: Loader) -> dict[str, np.ndarray]:
     return images
 
 
+def describe_failure(error: Exception) -> str:
+    """The message a failed pair is reported with: the error's own, or for running out of memory what to do."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, MemoryError) or "allocate" in message:
+        return f"not enough memory for this pair ({message}); make the output smaller (--scale, --size)"
+    return message
+
+
 def process_pairs(
     pairs: Sequence[Pair], function: Callable[[Pair], Result], description: str
 ) -> tuple[dict[str, Result], dict[str, str]]:
-    """Calls `function(pair)` on every pair with a progress bar; a `ValueError` or `OSError` fails that pair only.
+    """Calls `function(pair)` on every pair with a progress bar; an error of one pair (unreadable file, bad size,
+    out of memory, ...) fails that pair only.
 
     Returns:
         `(results, failures)`: stem -> result of the pairs that worked, stem -> error message of the others
@@ -60,9 +69,9 @@ def process_pairs(
     for pair in tqdm(pairs, desc=description, unit="pair", disable=None, file=sys.stderr):
         try:
             results[pair.stem] = function(pair)
-        except (OSError, ValueError) as error:
-            failures[pair.stem] = str(error)
-            report(f"error: {pair.stem}: {error}")
+        except (OSError, ValueError, MemoryError, RuntimeError) as error:
+            failures[pair.stem] = describe_failure(error)
+            report(f"error: {pair.stem}: {failures[pair.stem]}")
     return results, failures
 
 

@@ -12,6 +12,7 @@ from ..image_processor import load_image
 from ..metrics import HIGHER_IS_BETTER, METRICS, evaluate, metric_names
 from ..pairing import Pair
 from .common import finish, load_pair, pair_folders, process_pairs
+from .outputs import check_output_file, check_spares_inputs, write_atomically
 
 EVALUATE_DESCRIPTION = """\
 Score fused images against their two sources with the fusion metrics (EN, SD, SF, AG, MI, SCD, VIF,
@@ -49,19 +50,23 @@ def load_for_metrics(path: Path, name: str) -> np.ndarray:
 
 
 def write_csv(path: Path, names: Sequence[str], scores: dict[str, dict[str, float]]) -> None:
-    """One row per image: its stem, then one column per metric."""
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["name", *names])
-        writer.writerows([stem, *(row[name] for name in names)] for stem, row in scores.items())
+    """One row per image: its stem, then one column per metric (written under a temporary name, then renamed)."""
+
+    def save(temporary: Path) -> None:
+        with open(temporary, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["name", *names])
+            writer.writerows([stem, *(row[name] for name in names)] for stem, row in scores.items())
+
+    write_atomically(path, save)
 
 
 def write_json(
     path: Path, convention: str, scores: dict[str, dict[str, float]], means: dict[str, float], failures: dict[str, str]
 ) -> None:
-    """Per-image scores, their means and the failed images with their errors."""
+    """Per-image scores, their means and the failed images with their errors (written atomically)."""
     document = {"convention": convention, "images": scores, "mean": means, "failed": failures}
-    Path(path).write_text(json.dumps(document, indent=2) + "\n")
+    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(document, indent=2) + "\n"))
 
 
 def format_means(means: dict[str, float], count: int) -> str:
@@ -77,11 +82,23 @@ def format_means(means: dict[str, float], count: int) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     """`fsdiff evaluate`: metrics of every fused image of a folder against its two sources."""
     names = metric_names(args.metrics)
-    pairs = pair_folders([args.fused, args.infrared, args.visible], ("fused", "infrared", "visible"))
+    inputs = [Path(args.fused), Path(args.infrared), Path(args.visible)]
+    for argument, path in (("--csv", args.csv), ("--json", args.json)):
+        if path is not None:  # checked before any scoring, so that a bad path loses no scores
+            check_spares_inputs(argument, path, inputs, folder=False)
+            check_output_file(argument, path)
+    pairs = pair_folders(inputs, ("fused", "infrared", "visible"))
 
     def score(pair: Pair) -> dict[str, float]:
         images = load_pair(pair, load_for_metrics)
-        return evaluate(images["fused"], images["infrared"], images["visible"], names, args.convention)
+        try:
+            return evaluate(images["fused"], images["infrared"], images["visible"], names, args.convention)
+        except ValueError as error:
+            too_small = str(error).split(" needs images of at least")[0]
+            if too_small not in names:
+                raise
+            others = " ".join(name for name in names if name != too_small)
+            raise ValueError(f"{error}; score small images without it: --metrics {others}") from error
 
     scores, failures = process_pairs(pairs, score, "evaluate")
     means = {name: float(np.mean([row[name] for row in scores.values()])) for name in names} if scores else {}

@@ -7,6 +7,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..example_pair import MIN_SIZE, example_pair
 from .common import EXIT_OK, image_size
+from .outputs import output_folder, save_image
 
 EXAMPLE_DESCRIPTION = """\
 Write a synthetic infrared + visible pair of a made-up street scene, to try 'fsdiff fuse' without data.
@@ -28,12 +29,12 @@ def run_example(args: argparse.Namespace) -> int:
     """`fsdiff example`: write the synthetic pair of [`example_pair`] as `infrared.png` and `visible.png`."""
     width, height = args.size
     infrared, visible = example_pair(width, height, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_folder("-o", args.out)
     note = PngInfo()
     note.add_text("Description", SYNTHETIC_NOTE)
     paths = {name: args.out / f"{name}.png" for name in ("infrared", "visible")}
-    infrared.save(paths["infrared"], pnginfo=note)
-    visible.save(paths["visible"], pnginfo=note)
+    save_image(infrared, paths["infrared"], pnginfo=note)
+    save_image(visible, paths["visible"], pnginfo=note)
     print(f"wrote a {SYNTHETIC_NOTE} ({width}x{height}): {paths['infrared']} (grey), {paths['visible']} (colour)")
     print(
         f"fuse it: fsdiff fuse --infrared {paths['infrared']} --visible {paths['visible']} -o {args.out / 'fused.png'}"

@@ -26,6 +26,7 @@ from .common import (
     report,
     scale_factor,
 )
+from .outputs import check_output_file, check_spares_inputs, output_folder, pending_pairs, save_image
 
 SCHEDULER_ALIASES = {
     "ddpm": "DDPMScheduler",
@@ -149,7 +150,10 @@ def check_scheduler(scheduler: SchedulerMixin, steps: int) -> None:
 
 
 def fuse_jobs(args: argparse.Namespace) -> tuple[list[Pair], dict[str, Path]]:
-    """The pairs of `--infrared` / `--visible` (two files or two folders) and the output file of each, by stem."""
+    """
+    The pairs of `--infrared` / `--visible` (two files or two folders) and the output file of each, by stem.
+    An output that is an input, or a folder that holds one, is refused; the output folder is created.
+    """
     infrared, visible = Path(args.infrared), Path(args.visible)
     for name, path in (("infrared", infrared), ("visible", visible)):
         if not path.exists():
@@ -164,13 +168,17 @@ def fuse_jobs(args: argparse.Namespace) -> tuple[list[Pair], dict[str, Path]]:
             raise ValueError(
                 f"-o '{args.out}' must be a folder when fusing folders (it gets one <name>.{args.format})."
             )
+        check_spares_inputs("-o", args.out, (infrared, visible), folder=True)
         pairs = pair_folders([infrared, visible], ("infrared", "visible"))
+        output_folder("-o", args.out)
         return pairs, {pair.stem: args.out / f"{pair.stem}.{args.format}" for pair in pairs}
     if args.out.suffix.lower() not in OUTPUT_FORMATS:
         raise ValueError(
             f"-o '{args.out}' must be an image file ending in {', '.join(OUTPUT_FORMATS)} when fusing one pair."
         )
-    pair = Pair(infrared.stem, {"infrared": infrared, "visible": visible})
+    check_spares_inputs("-o", args.out, (infrared, visible), folder=False)
+    check_output_file("-o", args.out)
+    pair = Pair(f"{infrared.name} + {visible.name}", {"infrared": infrared, "visible": visible})
     return [pair], {pair.stem: args.out}
 
 
@@ -179,10 +187,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dtype = DTYPES[args.dtype] if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     pairs, outputs = fuse_jobs(args)
-    existing = [] if args.overwrite else [pair for pair in pairs if outputs[pair.stem].exists()]
-    for pair in existing:
-        report(f"skipped {pair.stem}: {outputs[pair.stem]} exists (pass --overwrite to replace it)")
-    pairs = [pair for pair in pairs if pair not in existing]
+    pairs = pending_pairs(pairs, outputs, args.overwrite)
     if not pairs:
         return EXIT_OK
 
@@ -214,10 +219,9 @@ def run_fuse(args: argparse.Namespace) -> int:
         except torch.cuda.OutOfMemoryError as error:
             raise ValueError(f"out of memory on {device}; fuse it smaller (--scale, --size) or on the cpu") from error
         path = outputs[pair.stem]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fused.save(path, **OUTPUT_FORMATS[path.suffix.lower()])
+        save_image(fused, path, **OUTPUT_FORMATS[path.suffix.lower()])
         seconds = time.perf_counter() - start
-        tqdm.write(f"{pair.stem}: {path} ({fused.width}x{fused.height}, {seconds:.2f} s)")
+        tqdm.write(f"{pair.stem} -> {path} ({fused.width}x{fused.height}, {seconds:.2f} s)")
         return seconds
 
     times, failures = process_pairs(pairs, fuse_pair, "fuse")
