@@ -42,12 +42,21 @@ ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
 PipelineImageInput = Union[ImageInput, Sequence[ImageInput]]
 """A single image or a list of images (one per sample of the batch)."""
 
+InputRange = Union[str, Tuple[float, float]]
+"""The stored values that map to black and white: `"auto"`, `"full"` or `(low, high)`; see [`load_image`]."""
+
+AUTO_PERCENTILES = (0.5, 99.5)
+"""The percentiles of an image's values that `input_range="auto"` maps to black and white (where it applies)."""
+
+NARROW_SPAN = 2**14
+"""Under `input_range="auto"`, uint16 images whose values span less than this (the range of a 14-bit sensor, a
+quarter of the container) are stretched to their own percentile range instead of being divided by 65535."""
+
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 _ACCEPTED_CHANNELS = "1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA)"
-_INTEGER_SCALE = {torch.uint8: 255.0, torch.bool: 1.0}
-if hasattr(torch, "uint16"):  # torch >= 2.3
-    _INTEGER_SCALE[torch.uint16] = 65535.0
+# The value of white in each integer dtype (numpy and torch names alike).
+_CONTAINERS = {"uint8": 255.0, "uint16": 65535.0, "bool": 1.0}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _GREY_MODES = ("1", "L", "LA", "La")
 
@@ -109,39 +118,75 @@ class FusionInputs:
         )
 
 
-def load_image(image: ImageInput, name: str = "image") -> torch.Tensor:
+def load_image(
+    image: ImageInput, name: str = "image", input_range: InputRange = "auto", return_range: bool = False
+) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[float, float]]]:
     """Loads one image as a float32 CPU tensor of shape `(C, H, W)` with values in `[0, 1]`.
 
     Args:
         image (`ImageInput`):
             A path (`str` / `os.PathLike`); a PIL image of mode L, LA, P, RGB, RGBA, I;16(B), I or F (other
             modes are converted to RGB); a channels-last numpy array `(H, W)`, `(H, W, C)` or `(1, H, W, C)`;
-            or a channels-first torch tensor `(H, W)`, `(C, H, W)` or `(1, C, H, W)`. uint8 is divided by
-            255, uint16 (and 16-bit PIL modes) by 65535, bool maps to {0, 1}, and floats must already be in
-            `[0, 1]`.
+            or a channels-first torch tensor `(H, W)`, `(C, H, W)` or `(1, C, H, W)`, of dtype uint8, uint16
+            (16-bit PIL modes alike), bool or float.
         name (`str`):
             What the image is (e.g. `"infrared"`), used in error messages.
+        input_range (`str` or `(float, float)`, defaults to `"auto"`):
+            Which stored values become black (0) and white (1); values outside are clipped.
+            - `"full"`: the range of the container: uint8 is divided by 255, uint16 by 65535, bool maps to {0, 1},
+              and floats must already be in `[0, 1]`.
+            - `"auto"`: as `"full"`, except for data that does not span its container, which is mapped from its own
+              0.5 and 99.5 percentiles ([`AUTO_PERCENTILES`]; its minimum and maximum where those coincide):
+              uint16 whose values span less than 2**14 ([`NARROW_SPAN`]: the 12- or 14-bit counts of a radiometric
+              infrared camera, or centikelvin), and floats outside `[0, 1]` (for example kelvin). uint8, bool, floats
+              in `[0, 1]` and uint16 spanning its container load exactly as under `"full"`; a constant uint16 image
+              uses the full range.
+            - `(low, high)`: explicit, in the stored units (counts, kelvin, ...), `low < high`.
+        return_range (`bool`, defaults to `False`):
+            Also return the `(low, high)` that was used, in the stored units (e.g. `(0.0, 255.0)` for 8-bit images),
+            to report it.
 
     Returns:
         `torch.Tensor` of shape `(C, H, W)`, `C` in {1, 3}: alpha channels are dropped, and grey stored as
-        three identical channels stays three channels (see [`to_luminance`]).
+        three identical channels stays three channels (see [`to_luminance`]). With `return_range`, a tuple
+        `(image, (low, high))`.
     """
+    input_range = _check_input_range(input_range)
     if isinstance(image, (str, os.PathLike)):
         image = _open_path(image, name)
     if isinstance(image, PIL.Image.Image):
-        tensor = _numpy_to_chw(_pil_to_numpy(image, name), name)
-    elif isinstance(image, np.ndarray):
-        tensor = _numpy_to_chw(image, name)
+        image = _pil_to_numpy(image, name)
+    if isinstance(image, np.ndarray):
+        tensor, container = _numpy_to_chw(image, name), _CONTAINERS.get(image.dtype.name)
     elif isinstance(image, torch.Tensor):
         tensor = _tensor_to_chw(image, name)
+        container = _CONTAINERS.get(str(tensor.dtype).removeprefix("torch."))
     else:
         raise TypeError(
             f"Unsupported {name} image type {type(image).__name__}. Pass a file path, a PIL image, a numpy "
             "array or a torch tensor."
         )
     _check_size(tensor, name)
-    tensor = _to_unit_float(tensor, name)
-    return tensor[:3] if tensor.shape[0] >= 3 else tensor[:1]
+    tensor, value_range = _to_unit_range(tensor, container, input_range, name)
+    tensor = tensor[:3] if tensor.shape[0] >= 3 else tensor[:1]
+    return (tensor, value_range) if return_range else tensor
+
+
+def _check_input_range(input_range: InputRange) -> InputRange:
+    """`"auto"`, `"full"`, or `(low, high)` as two floats; anything else is an error."""
+    if input_range in ("auto", "full"):
+        return input_range
+    if (
+        isinstance(input_range, (tuple, list))
+        and len(input_range) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in input_range)
+        and input_range[0] < input_range[1]
+    ):
+        return float(input_range[0]), float(input_range[1])
+    raise ValueError(
+        f"`input_range` must be 'auto', 'full' or (low, high) with finite low < high in the image's stored values, "
+        f"e.g. (0, 16383) for 14-bit counts; got {input_range!r}."
+    )
 
 
 def _open_path(path: Union[str, os.PathLike], name: str) -> PIL.Image.Image:
@@ -195,8 +240,8 @@ def _numpy_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
             f"The {name} numpy array has shape {array.shape}; expected (H, W), (H, W, C) or (1, H, W, C)."
         )
     _check_channels(array.shape[-1], array.shape, name, "numpy arrays are channels-last (H, W, C)")
-    if array.dtype.kind == "u" and array.dtype.itemsize == 2:  # torch < 2.3 has no uint16
-        array = array.astype(np.float32) / np.float32(65535.0)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:  # torch < 2.3 has no uint16: exact in float32
+        array = array.astype(np.float32)
     try:
         # A native-byte-order, writable copy: PIL arrays are read-only and the result must not alias the input.
         tensor = torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("="), order="C"))
@@ -255,29 +300,65 @@ def _dtype_message(dtype: object, name: str) -> str:
     )
 
 
-def _to_unit_float(tensor: torch.Tensor, name: str) -> torch.Tensor:
-    """Scales integer / bool pixels to `[0, 1]` float32; checks float pixels are finite and in `[0, 1]`."""
-    if tensor.dtype in _INTEGER_SCALE:
-        return tensor.to(torch.float32) / _INTEGER_SCALE[tensor.dtype]
-    if not tensor.is_floating_point():
+def _to_unit_range(
+    tensor: torch.Tensor, container: Optional[float], input_range: InputRange, name: str
+) -> Tuple[torch.Tensor, Tuple[float, float]]:
+    """Maps pixels to `[0, 1]` float32 through `input_range` (see [`load_image`]).
+
+    Args:
+        tensor (`torch.Tensor` of shape `(C, H, W)`): the stored values.
+        container (`float`, *optional*): white of the integer dtype the values were stored in; `None` for floats.
+
+    Returns:
+        `(image, (low, high))`: the mapped image and the stored values that became 0 and 1.
+    """
+    if container is None and not tensor.is_floating_point():
         raise TypeError(_dtype_message(tensor.dtype, name))
     tensor = tensor.to(torch.float32)
     if not torch.isfinite(tensor).all():
         raise ValueError(
             f"The {name} image contains NaN or infinite pixels; replace them with finite values in [0, 1]."
         )
+    if input_range not in ("auto", "full"):
+        low, high = input_range
+    else:
+        low, high = _container_range(tensor, container, input_range, name)
+    if (low, high) == (0.0, 1.0):
+        return tensor.clamp(0.0, 1.0), (low, high)
+    return ((tensor - low) / (high - low)).clamp(0.0, 1.0), (low, high)
+
+
+def _container_range(
+    tensor: torch.Tensor, container: Optional[float], input_range: str, name: str
+) -> Tuple[float, float]:
+    """The `(low, high)` of `input_range="full"` or `"auto"` for the float32 values `tensor` stored in `container`."""
     low, high = tensor.min().item(), tensor.max().item()
-    if low < 0.0 or high > 1.0:
-        hint = (
-            "it looks like [-1, 1]: map it with (x + 1) / 2"
-            if low >= -1.0 and high <= 1.0
-            else "divide 8-bit values by 255 or 16-bit values by 65535"
-        )
-        raise ValueError(
-            f"The {name} image has float values in [{low:.4g}, {high:.4g}], but float images must be in [0, 1]; "
-            f"{hint}."
-        )
-    return tensor
+    if container is not None:
+        if input_range == "auto" and container == _CONTAINERS["uint16"] and 0 < high - low < NARROW_SPAN:
+            return _percentile_range(tensor)
+        return 0.0, container
+    if 0.0 <= low and high <= 1.0:
+        return 0.0, 1.0
+    if input_range == "auto" and high > low:
+        return _percentile_range(tensor)
+    hint = (
+        "it looks like [-1, 1]: map it with (x + 1) / 2, or"
+        if low >= -1.0 and high <= 1.0
+        else "divide 8-bit values by 255 or 16-bit values by 65535, or"
+    )
+    raise ValueError(
+        f"The {name} image has float values in [{low:.4g}, {high:.4g}], but float images must be in [0, 1] under "
+        f"input_range={input_range!r}; {hint} pass input_range=(low, high) in its units (e.g. kelvin)"
+        + (" or 'auto' (its own percentile range)." if input_range == "full" else ".")
+    )
+
+
+def _percentile_range(tensor: torch.Tensor) -> Tuple[float, float]:
+    """The [`AUTO_PERCENTILES`] of `tensor`'s values, or its minimum and maximum where those coincide."""
+    low, high = np.percentile(tensor.numpy(), AUTO_PERCENTILES)
+    if high <= low:
+        low, high = tensor.min().item(), tensor.max().item()
+    return float(low), float(high)
 
 
 def _apply_colour_matrix(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -357,7 +438,11 @@ def _check_pair_sizes(pairs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> Tup
     return sizes[0]
 
 
-def prepare_pair_batch(infrared: PipelineImageInput, visible: PipelineImageInput) -> FusionInputs:
+def prepare_pair_batch(
+    infrared: PipelineImageInput,
+    visible: PipelineImageInput,
+    input_range: Union[InputRange, Tuple[InputRange, InputRange]] = "auto",
+) -> FusionInputs:
     """Loads a batch of registered pairs and splits them into the luminance the model fuses and the chroma.
 
     Args:
@@ -366,6 +451,10 @@ def prepare_pair_batch(infrared: PipelineImageInput, visible: PipelineImageInput
         visible (`PipelineImageInput`):
             The matching visible (or CT / PET / SPECT) image(s), same count and same size per pair. Their
             colour is kept in [`FusionInputs.visible_chroma`].
+        input_range (`InputRange` or a pair of them, defaults to `"auto"`):
+            How stored values map to `[0, 1]` (see [`load_image`]), for every image, or as
+            `(infrared_range, visible_range)`, e.g. `((0, 16383), "auto")` for 14-bit infrared counts beside 8-bit
+            visible images. `"auto"` chooses per image.
 
     Returns:
         [`FusionInputs`] with `infrared` and `visible` of shape `(B, 1, h, w)`.
@@ -379,8 +468,9 @@ def prepare_pair_batch(infrared: PipelineImageInput, visible: PipelineImageInput
     if not infrared_list:
         raise ValueError("Got an empty list of images; pass at least one infrared / visible pair.")
 
+    infrared_range, visible_range = _per_source(input_range)
     pairs = [
-        (load_image(ir, f"infrared[{index}]"), load_image(vi, f"visible[{index}]"))
+        (load_image(ir, f"infrared[{index}]", infrared_range), load_image(vi, f"visible[{index}]", visible_range))
         for index, (ir, vi) in enumerate(zip(infrared_list, visible_list))
     ]
     size = _check_pair_sizes(pairs)
@@ -398,6 +488,17 @@ def prepare_pair_batch(infrared: PipelineImageInput, visible: PipelineImageInput
         visible_chroma=visible_chroma,
         is_colour=is_colour,
     )
+
+
+def _per_source(
+    input_range: Union[InputRange, Tuple[InputRange, InputRange]],
+) -> Tuple[InputRange, InputRange]:
+    """`(infrared_range, visible_range)` from one range for both sources or a pair of ranges (not two numbers)."""
+    if isinstance(input_range, (tuple, list)) and len(input_range) == 2 and not any(
+        isinstance(value, numbers.Real) for value in input_range
+    ):
+        return input_range[0], input_range[1]
+    return input_range, input_range
 
 
 def _check_size_hw(size: Sequence[int], what: str, minimum: Tuple[int, int] = (1, 1)) -> Tuple[int, int]:

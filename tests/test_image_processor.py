@@ -191,12 +191,78 @@ def test_load_non_finite(bad):
 
 
 def test_load_float_out_of_range():
-    with pytest.raises(ValueError, match=r"\[0, 255\].*divide 8-bit values by 255 or 16-bit values by 65535"):
-        load_image(np.array([[0.0, 255.0], [1.0, 2.0]]), "visible")
+    with pytest.raises(ValueError, match=r"\[0, 255\].*divide 8-bit values by 255 or 16-bit values by 65535.*'auto'"):
+        load_image(np.array([[0.0, 255.0], [1.0, 2.0]]), "visible", input_range="full")
     with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
-        load_image(torch.full((2, 2), -0.5), "visible")
-    with pytest.raises(ValueError, match="65535"):
+        load_image(torch.full((2, 2), -0.5), "visible", input_range="full")
+    with pytest.raises(ValueError, match=r"input_range=\(low, high\)"):  # constant: no range of its own
         load_image(PIL.Image.new("F", (2, 2), 3.0), "visible")
+
+
+# --- load_image: input_range ---------------------------------------------------------------------
+
+
+def _radiometric(bits: int) -> np.ndarray:
+    """Counts of a `bits`-bit infrared camera stored in uint16: a 400-count background and a hot 2x2 target."""
+    counts = np.full((20, 20), 400, np.uint16) + np.arange(20, dtype=np.uint16)
+    counts[5:7, 5:7] = 2**bits - 1
+    return counts
+
+
+@pytest.mark.parametrize("bits", [12, 14])
+def test_auto_range_stretches_narrow_uint16(bits):
+    """12- and 14-bit counts divided by 65535 leave the hot target at 6 % or 25 % grey; "auto" maps the image's own
+    0.5-99.5 percentile range, so the target is white and the background dark."""
+    counts = _radiometric(bits)
+    faded = load_image(counts, "infrared", input_range="full")
+    assert faded.max().item() == pytest.approx((2**bits - 1) / 65535)
+    image, (low, high) = load_image(counts, "infrared", return_range=True)
+    assert (low, high) == tuple(np.percentile(counts.astype(np.float32), [0.5, 99.5]))
+    assert image[0, 5, 5].item() == 1.0 and image[0, 0, 0].item() == 0.0
+    torch.testing.assert_close(image, ((torch.from_numpy(counts[None]).float() - low) / (high - low)).clamp(0, 1))
+    for source in (PIL.Image.fromarray(counts), torch.from_numpy(counts.astype(np.int32)).to(torch.uint16)):
+        torch.testing.assert_close(load_image(source, "infrared"), image)
+
+
+def test_auto_range_maps_kelvin_floats():
+    kelvin = np.linspace(280.0, 320.0, 400, dtype=np.float32).reshape(20, 20)
+    image, (low, high) = load_image(PIL.Image.fromarray(kelvin, mode="F"), "infrared", return_range=True)
+    assert 280 < low < 281 and 319 < high < 320
+    assert image.min().item() == 0.0 and image.max().item() == 1.0
+
+
+def test_auto_range_keeps_8_bit_unit_floats_and_wide_uint16_as_full():
+    for image in (
+        _rng_uint8(6, 7, 3),
+        np.random.default_rng(0).random((6, 7), dtype=np.float32) * 0.2,  # dark, but already in [0, 1]
+        np.array([[0, 40000], [3, 65535]], np.uint16),
+        np.full((4, 4), 3000, np.uint16),  # constant: no range of its own
+    ):
+        auto, chosen = load_image(image, "x", return_range=True)
+        assert torch.equal(auto, load_image(image, "x", input_range="full"))
+        assert chosen == (0.0, {np.uint8: 255.0, np.float32: 1.0, np.uint16: 65535.0}[image.dtype.type])
+
+
+def test_explicit_range_is_in_stored_units_and_clipped():
+    counts = np.array([[0, 1000], [3000, 16383]], np.uint16)
+    image, chosen = load_image(counts, "infrared", input_range=(1000, 3000), return_range=True)
+    assert chosen == (1000.0, 3000.0)
+    assert image[0].tolist() == [[0.0, 0.0], [1.0, 1.0]]
+    assert load_image(np.array([[0, 51], [102, 255]], np.uint8), "x", input_range=[0, 102])[0, 0, 1].item() == 0.5
+
+
+@pytest.mark.parametrize("bad", ["percentile", (1, 1), (2, 1), (0, float("nan")), (0,), (0, 1, 2), ("0", "1"), 255])
+def test_bad_input_range(bad):
+    with pytest.raises(ValueError, match="`input_range` must be 'auto', 'full' or \\(low, high\\)"):
+        load_image(np.zeros((2, 2), np.uint8), "x", input_range=bad)
+
+
+def test_prepare_pair_batch_takes_a_range_per_source():
+    counts, visible = _radiometric(14), np.full((20, 20), 255, np.uint8)
+    inputs = prepare_pair_batch(counts, visible, input_range=((0, 16383), "auto"))
+    assert inputs.infrared.max().item() == 1.0 and inputs.visible.min().item() == 1.0
+    both = prepare_pair_batch(counts, visible, input_range=(0, 16383))  # one range for both: 255 of 16383
+    assert both.visible.max().item() == pytest.approx(255 / 16383)
 
 
 def test_load_bad_dtype():

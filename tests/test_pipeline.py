@@ -237,10 +237,7 @@ def test_encoder_runs_once_per_call(pipe, pair):
 def test_residual_unet_adds_its_sample_to_the_base_fusion(pair, scheduler_name):
     """A residual U-Net whose output layer is zero predicts a zero residual, so the pipeline returns exactly the base
     fusion (here the maximum) of the upsampled sources' luminance, with any scheduler and any number of steps."""
-    unet = tiny_unet(diffusion_target="residual", residual_base="max", prediction_type="sample")
-    torch.nn.init.zeros_(unet.conv_out.weight)
-    torch.nn.init.zeros_(unet.conv_out.bias)
-    pipe = tiny_pipeline(unet=unet, scheduler=default_scheduler("sample"))
+    pipe = zero_residual_pipeline()
     pipe.scheduler = getattr(diffusers, scheduler_name).from_config(pipe.scheduler.config)
     infrared, visible = pair[0], pair[1][..., 0]  # grey: no chroma to put back
     fused = run(pipe, infrared, visible, scale=2, num_inference_steps=3, output_type="pt")
@@ -273,3 +270,25 @@ def test_zero_padding_of_the_unet_stays_outside_the_output():
     fused = run(pipe, constant, constant, scale=4, output_type="pt")
     assert fused.shape == (1, 1, 24, 32)
     torch.testing.assert_close(fused, torch.full_like(fused, 0.6), atol=1e-6, rtol=0)
+
+
+def zero_residual_pipeline() -> FSDiffPipeline:
+    """A residual U-Net whose output layer is zero: the pipeline returns the max fusion of the upsampled sources."""
+    unet = tiny_unet(diffusion_target="residual", residual_base="max", prediction_type="sample")
+    torch.nn.init.zeros_(unet.conv_out.weight)
+    torch.nn.init.zeros_(unet.conv_out.bias)
+    return tiny_pipeline(unet=unet, scheduler=default_scheduler("sample"))
+
+
+def test_input_range_of_14_bit_infrared_counts():
+    """A hot target of 14-bit counts stored in uint16 is white under "auto", a quarter grey under "full"."""
+    counts = np.full((12, 16), 500, np.uint16)
+    counts[4:8, 4:8] = 2**14 - 1
+    visible = np.zeros((12, 16), np.uint8)
+    pipe = zero_residual_pipeline()
+    auto = run(pipe, counts, visible, scale=1, output_type="pt")
+    assert auto[0, 0, 5, 5].item() == pytest.approx(1.0, abs=1e-6) and auto[0, 0, 0, 0].item() == 0.0
+    full = run(pipe, counts, visible, scale=1, output_type="pt", input_range="full")
+    assert full[0, 0, 5, 5].item() == pytest.approx((2**14 - 1) / 65535, abs=1e-6)
+    explicit = run(pipe, counts, visible, scale=1, output_type="pt", input_range=((0, 2**14 - 1), "auto"))
+    assert explicit[0, 0, 5, 5].item() == pytest.approx(1.0, abs=1e-6)

@@ -17,6 +17,7 @@ from transformers import CLIPVisionModelWithProjection
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ..image_processor import (
+    InputRange,
     PipelineImageInput,
     crop_to,
     output_size_for,
@@ -351,14 +352,15 @@ class FSDiffPipeline(DiffusionPipeline):
         | MultiPipelineCallbacks
         | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+        input_range: InputRange | tuple[InputRange, InputRange] = "auto",
     ) -> ImagePipelineOutput | tuple:
         r"""
         Fuse and super-resolve pairs of source images.
 
         Args:
             infrared (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
-                The first source of each pair (infrared, or MRI for medical pairs). Grey, RGB or RGBA, 8 or 16 bit;
-                numpy arrays as (H, W) or (H, W, C), tensors as (C, H, W) or (1, C, H, W), floats in [0, 1].
+                The first source of each pair (infrared, or MRI for medical pairs). Grey, RGB or RGBA, 8 or 16 bit or
+                float (see `input_range`); numpy arrays as (H, W) or (H, W, C), tensors as (C, H, W) or (1, C, H, W).
             visible (same types as `infrared`):
                 The second source (visible, or CT/PET/SPECT), same size as its `infrared` partner. Its colour is kept.
             scale (`float`, *optional*):
@@ -378,6 +380,12 @@ class FSDiffPipeline(DiffusionPipeline):
             callback_on_step_end (`Callable`, *optional*): Called after every step as
                 `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return replaced tensors.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): Tensors passed to it.
+            input_range (`str`, `(float, float)` or a pair of them, defaults to `"auto"`): Which stored values become
+                black and white, for both sources or as `(infrared_range, visible_range)`: `"full"` (the dtype's
+                range: 255, 65535, floats in [0, 1]), `"auto"` (as `"full"`, but uint16 spanning less than 2**14,
+                such as 12- or 14-bit radiometric infrared counts, and floats outside [0, 1], such as kelvin, are
+                mapped from their own 0.5 and 99.5 percentiles) or `(low, high)` in the stored units; values outside
+                are clipped. See [`~image_processor.load_image`].
 
         Returns:
             [`ImagePipelineOutput`] or `tuple`: the fused images.
@@ -387,7 +395,7 @@ class FSDiffPipeline(DiffusionPipeline):
         if scale is None and output_size is None:
             scale = 4.0
 
-        inputs = prepare_pair_batch(infrared, visible)
+        inputs = prepare_pair_batch(infrared, visible, input_range)
         batch_size = inputs.infrared.shape[0]
         height, width = output_size_for(tuple(inputs.infrared.shape[-2:]), scale, output_size)
         latents_shape = (batch_size, 1, *self.canvas_size(height, width))
