@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fsdiff_diffusers import IR_VIS_MODEL, MEDICAL_MODEL, metrics, protocol  # noqa: E402
+from fsdiff_diffusers import IR_VIS_MODEL, MEDICAL_MODEL, loading, metrics, protocol  # noqa: E402
+from fsdiff_diffusers.loading import DTYPES  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS  # noqa: E402
 from fsdiff_diffusers.pairing import Pair, scan_pairs  # noqa: E402
 import results  # noqa: E402
@@ -87,7 +88,6 @@ TARGET_CASE = ("TNO", 4)
 EDGE_METRICS = ["Q_ir", "Q_vi"]
 """Qabf's per-source terms: the target also asks FS-Diff's each to be at least the best baseline's (a tie
 counts). Checked on their own, not among the wins."""
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 Method = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 """`(infrared_lr, visible_lr, scale) -> fused` on uint8 `(h, w)` arrays; the result is uint8 at the scaled size."""
@@ -159,25 +159,14 @@ def is_fsdiff(method: str) -> bool:
     return method.startswith("FS-Diff")
 
 
-def load_pipeline(path: str, scheduler: Optional[str] = None, device: str = "cpu", dtype: str = "float32"):
-    """A saved `FSDiffPipeline` ready for the benchmarks: progress bars off, on `device` in `dtype`.
+def load_pipeline(path: str, scheduler: str | None = None, device: str = "cpu", dtype: str = "float32"):
+    """[`fsdiff_diffusers.loading.load_pipeline`] with progress bars off; "default" is the shipped model
+    (`fsdiff_diffusers.DEFAULT_MODEL`), `scheduler` a Diffusers class name or alias."""
+    from fsdiff_diffusers import DEFAULT_MODEL
 
-    Args:
-        path (`str`): a folder or Hub id; "default" is the shipped model, `fsdiff_diffusers.DEFAULT_MODEL`.
-        scheduler (`str`, *optional*): a diffusers scheduler class name (e.g. "DDIMScheduler") to replace the
-            pipeline's own, made with `from_config(pipe.scheduler.config)` so that it keeps the prediction type,
-            the beta schedule and the thresholding the model was trained and saved with.
-        device (`str`): torch device. dtype (`str`): a key of `DTYPES`.
-    """
-    import diffusers
-
-    from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline
-
-    pipe = FSDiffPipeline.from_pretrained(DEFAULT_MODEL if path == "default" else path, dtype=DTYPES[dtype])
-    if scheduler:
-        pipe.scheduler = getattr(diffusers, scheduler).from_config(pipe.scheduler.config)
+    pipe = loading.load_pipeline(DEFAULT_MODEL if path == "default" else path, device, dtype, scheduler)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
 
 
 def fsdiff_method(pipe, steps: int, seed: int = 0) -> Method:

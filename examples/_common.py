@@ -6,7 +6,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from fsdiff_diffusers import FSDiffPipeline
+from fsdiff_diffusers import FSDiffPipeline, loading
 from fsdiff_diffusers.example_pair import example_pair
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,15 +50,8 @@ def default_pair(width: int = 160) -> tuple[PIL.Image.Image, PIL.Image.Image, st
 def load_pipeline(
     model: str | os.PathLike, device: str | None = DEVICE, dtype: torch.dtype | None = None
 ) -> FSDiffPipeline:
-    """
-    `FSDiffPipeline.from_pretrained(model, dtype=dtype)`, moved to `device` (left where it loads for `None`), with a
-    clear error for a folder that holds no pipeline.
-    """
-    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "model_index.json")):
-        raise SystemExit(
-            f"{model} holds no saved pipeline (no model_index.json). If it is the package's DEFAULT_MODEL, this "
-            "installation has no shipped weights yet: pass --model with a folder written by `save_pretrained` "
-            "(or by training/train_fsdiff.py), or a Hub id."
-        )
-    pipe = FSDiffPipeline.from_pretrained(model, dtype=dtype)
-    return pipe if device is None else pipe.to(device)
+    """[`fsdiff_diffusers.loading.load_pipeline`], its error message as the example's exit message."""
+    try:
+        return loading.load_pipeline(model, device, dtype)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error

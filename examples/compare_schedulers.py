@@ -21,7 +21,7 @@ import torch
 
 from _common import DEVICE, default_pair, load_pipeline
 from fsdiff_diffusers import DEFAULT_MODEL
-from fsdiff_diffusers.cli.fuse import SCHEDULER_ALIASES, scheduler_class  # the names `fsdiff fuse --scheduler` takes
+from fsdiff_diffusers.loading import SCHEDULER_ALIASES, scheduler_class  # the names `fsdiff fuse --scheduler` takes
 
 STOCHASTIC = {"DDPMScheduler", "EulerAncestralDiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}
 """Samplers that add fresh noise at every step (the others are deterministic ODE solvers)."""

@@ -1,18 +1,36 @@
-"""FS-Diff: simultaneous multimodal image fusion and super-resolution as a Diffusers pipeline."""
+"""FS-Diff: simultaneous multimodal image fusion and super-resolution as a Diffusers pipeline.
 
-from .models.clarity_mamba import ClarityMambaEncoder
-from .models.unet_fsdiff import FSDiffUNet2DModel
-from .pipelines.pipeline_fsdiff import FSDiffPipeline, default_scheduler
-from .weights import DEFAULT_MODEL, IR_VIS_MODEL, MEDICAL_MODEL, SHIPPED_MODELS
+The public names are imported on first use (PEP 562), so that `import fsdiff_diffusers.cli` (the `fsdiff` command's
+`--help` and argument errors) does not pay for importing Diffusers and Transformers.
+"""
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "DEFAULT_MODEL",
-    "IR_VIS_MODEL",
-    "MEDICAL_MODEL",
-    "SHIPPED_MODELS",
-    "ClarityMambaEncoder",
-    "FSDiffPipeline",
-    "FSDiffUNet2DModel",
-    "default_scheduler",
-]
+
+_EXPORTS = {
+    "ClarityMambaEncoder": ".models.clarity_mamba",
+    "FSDiffUNet2DModel": ".models.unet_fsdiff",
+    "FSDiffPipeline": ".pipelines.pipeline_fsdiff",
+    "default_scheduler": ".pipelines.pipeline_fsdiff",
+    "DEFAULT_MODEL": ".weights",
+    "IR_VIS_MODEL": ".weights",
+    "MEDICAL_MODEL": ".weights",
+    "SHIPPED_MODELS": ".weights",
+}
+"""Public name -> the module that defines it."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -11,6 +11,7 @@ import torch
 
 from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline, default_scheduler
 from fsdiff_diffusers.cli import fuse as cli_fuse
+from fsdiff_diffusers.pipelines import pipeline_fsdiff
 from fsdiff_diffusers.cli import build_parser, main
 from fsdiff_diffusers.example_pair import HIDDEN_WARM_OBJECTS, example_pair
 
@@ -173,15 +174,14 @@ def test_missing_model_messages(pair_files, tmp_path, capsys, monkeypatch):
     assert "holds no model_index.json" in capsys.readouterr().err
 
     missing = str(tmp_path / "weights" / "fsdiff-ir-vis")
-    monkeypatch.setattr(cli_fuse, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
-    for name_or_path in ("fsdiff-ir-vis", missing):
-        assert fuse_pair(name_or_path, pair_files, tmp_path / "f.png") == 2
-        stderr = capsys.readouterr().err
-        assert "shipped with fsdiff-diffusers is missing" in stderr and "pip install --force-reinstall" in stderr
+    monkeypatch.setattr(pipeline_fsdiff, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
+    assert fuse_pair("fsdiff-ir-vis", pair_files, tmp_path / "f.png") == 2
+    stderr = capsys.readouterr().err
+    assert "shipped with fsdiff-diffusers is missing" in stderr and "pip install --force-reinstall" in stderr
 
 
 def test_shipped_model_names_resolve(model, pair_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_fuse, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
+    monkeypatch.setattr(pipeline_fsdiff, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
     assert fuse_pair("fsdiff-medical", pair_files, tmp_path / "f.png") == 0
     assert (tmp_path / "f.png").is_file()
 

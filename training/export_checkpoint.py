@@ -24,9 +24,9 @@ from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 from safetensors.torch import load_file
 
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel
+from fsdiff_diffusers.loading import DTYPES
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:

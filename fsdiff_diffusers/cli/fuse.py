@@ -1,19 +1,18 @@
 """`fsdiff fuse`: fuse and super-resolve one pair of image files, or every pair of two folders, with one pipeline."""
 
 import argparse
-import os
 import re
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
-from ..image_processor import load_image
+from ..loading import DTYPES, SCHEDULER_ALIASES, load_pipeline, resolve_device
 from ..pairing import Pair
-from ..pipelines.pipeline_fsdiff import FSDiffPipeline
 from ..weights import DEFAULT_MODEL, SHIPPED_MODELS
 from .common import (
     EXIT_OK,
@@ -28,19 +27,8 @@ from .common import (
 )
 from .outputs import check_output_file, check_spares_inputs, output_folder, pending_pairs, save_image
 
-SCHEDULER_ALIASES = {
-    "ddpm": "DDPMScheduler",
-    "ddim": "DDIMScheduler",
-    "dpm++": "DPMSolverMultistepScheduler",
-    "dpmsolver": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "pndm": "PNDMScheduler",
-}
-"""Short, case-insensitive names of `--scheduler`, next to the Diffusers class names."""
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 OUTPUT_FORMATS = {".png": {}, ".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".tif": {}, ".tiff": {}}
 """Output file extensions `fsdiff fuse` writes, and the options PIL saves each with."""
@@ -76,63 +64,12 @@ def device_name(text: str) -> str:
 
 def load_for_fusion(path: Path, name: str) -> np.ndarray:
     """An image file as float32 `(H, W, C)` in `[0, 1]`, `C` in {1, 3}, an input of [`FSDiffPipeline`]."""
+    from ..image_processor import load_image
+
     return load_image(path, name).permute(1, 2, 0).numpy()
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device of `--device`: `auto` is CUDA, else MPS, else the CPU; a device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {name} was asked for, but this PyTorch ({torch.__version__}) sees no CUDA GPU; use "
-            "--device auto or cpu, or install a CUDA build of PyTorch."
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA GPUs (cuda:0, ...).")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: Apple's MPS backend is not available here; use --device auto or cpu.")
-    return device
-
-
-def load_pipeline(model: str, device: torch.device, dtype: torch.dtype) -> FSDiffPipeline:
-    """Loads the pipeline of `--model` (a shipped model's name, a folder or a Hub id) onto `device` in `dtype`."""
-    model = SHIPPED_MODELS.get(model, model)
-    if not os.path.isfile(os.path.join(model, "model_index.json")):
-        if os.path.abspath(model) in {os.path.abspath(path) for path in SHIPPED_MODELS.values()}:
-            raise ValueError(
-                f"a model shipped with fsdiff-diffusers is missing from this installation ('{model}' holds no "
-                "model_index.json). Reinstall the package (pip install --force-reinstall fsdiff-diffusers), or pass "
-                "--model with a folder written by FSDiffPipeline.save_pretrained or a Hub id."
-            )
-        if os.path.isdir(model):
-            raise ValueError(
-                f"the model folder '{model}' holds no model_index.json: pass a folder written by "
-                "FSDiffPipeline.save_pretrained, or a Hub id such as org/name."
-            )
-    try:
-        pipe = FSDiffPipeline.from_pretrained(model, dtype=dtype)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load the model '{model}': {error}") from error
-    return pipe.to(device)
-
-
-def scheduler_class(name: str, scheduler: SchedulerMixin) -> type:
-    """The scheduler class of `--scheduler`: an alias or a class name (any case) from `scheduler.compatibles`."""
-    compatibles = {cls.__name__.lower(): cls for cls in scheduler.compatibles}
-    wanted = SCHEDULER_ALIASES.get(name.lower(), name).lower()
-    if wanted not in compatibles:
-        raise ValueError(
-            f"unknown scheduler '{name}'; use one of {', '.join(SCHEDULER_ALIASES)} or a class name compatible with "
-            f"this model: {', '.join(sorted(cls.__name__ for cls in compatibles.values()))}."
-        )
-    return compatibles[wanted]
-
-
-def check_scheduler(scheduler: SchedulerMixin, steps: int) -> None:
+def check_scheduler(scheduler: "SchedulerMixin", steps: int) -> None:
     """Runs a copy of `scheduler` through `steps` steps on a one-pixel sample, so that a scheduler that cannot sample
     this model (PNDM with a U-Net that predicts the sample, too few steps, ...) fails before any image is fused."""
     probe = type(scheduler).from_config(scheduler.config)
@@ -192,9 +129,7 @@ def run_fuse(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     loading = time.perf_counter()
-    pipe = load_pipeline(args.model, device, dtype)
-    if args.scheduler:
-        pipe.scheduler = scheduler_class(args.scheduler, pipe.scheduler).from_config(pipe.scheduler.config)
+    pipe = load_pipeline(args.model, device, dtype, args.scheduler)
     check_scheduler(pipe.scheduler, args.steps)
     pipe.set_progress_bar_config(disable=len(pairs) > 1 or None)  # the steps of a single pair; else pairs only
     report(
