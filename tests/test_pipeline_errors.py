@@ -12,6 +12,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UniPCMultistepScheduler
 from diffusers.training_utils import EMAModel
 
 from fsdiff_diffusers import SHIPPED_MODELS, ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel
+from fsdiff_diffusers.pipelines import pipeline_fsdiff
 
 from .conftest import tiny_encoder, tiny_unet
 
@@ -128,3 +129,43 @@ def test_a_pipeline_call_warns_from_nowhere_in_our_code(pipe, pair, tmp_path):
                 fuse(pipe, sources, output_type=output_type)
     ours = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if "fsdiff_diffusers" in w.filename]
     assert not ours
+
+
+def test_memory_estimate_grows_with_the_canvas_the_batch_and_the_dtype(pipe):
+    small = pipe.estimate_memory((12, 16), (24, 32))
+    assert small == pipe.canvas_pixel_bytes * 32 * 40 + pipe.source_pixel_bytes * 12 * 16  # canvas of 24x32: 32x40
+    assert pipe.estimate_memory((12, 16), (24, 32), batch_size=3) == 3 * small
+    assert pipe.estimate_memory((12, 16), (240, 320)) > 60 * small
+    pipe.unet.to(torch.float16)
+    assert pipe.estimate_memory((12, 16), (24, 32)) < small
+
+
+def test_an_output_too_large_for_the_memory_is_refused_before_the_models_run(pipe, pair, monkeypatch):
+    monkeypatch.setattr(pipeline_fsdiff, "available_memory", lambda device: 2**20)
+    calls = []
+    pipe.clarity_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError, match=r"needs about 0\.0 GiB of memory, but cpu has 0\.0 GiB .*smaller `scale`"):
+        fuse(pipe, pair, scale=8)
+    assert not calls
+    monkeypatch.setattr(pipeline_fsdiff, "available_memory", lambda device: None)  # unknown: no refusal
+    assert fuse(pipe, pair, scale=8).shape == (1, 96, 128, 3)
+
+
+def test_available_memory_of_the_cpu():
+    available = pipeline_fsdiff.available_memory(torch.device("cpu"))
+    assert available is None or available > 0
+    assert pipeline_fsdiff.available_memory(torch.device("meta")) is None
+
+
+def test_upscaling_beyond_x8_warns(pipe, pair):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        fuse(pipe, pair, scale=9)
+    assert [str(w.message) for w in caught] == [
+        "Upscaling x9 (12x16 -> 108x144): the models were trained for x2 to x8, so detail beyond that is bicubic "
+        "guesswork."
+    ]
+    assert caught[0].filename == __file__  # points at the caller
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fuse(pipe, pair, scale=8)

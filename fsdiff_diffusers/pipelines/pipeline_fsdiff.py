@@ -3,6 +3,7 @@
 import inspect
 import os
 import tempfile
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -59,6 +60,29 @@ def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepSch
     )
 
 
+MAX_TRAINED_SCALE = 8
+"""The largest upscaling factor the shipped models were trained for (they serve x2 to x8)."""
+
+
+def available_memory(device: torch.device) -> int | None:
+    """
+    Bytes that can still be allocated on `device`: free memory on a CUDA GPU, `MemAvailable` of /proc/meminfo for
+    the CPU on Linux; `None` where unknown (other systems, MPS).
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _repeats(timesteps: torch.Tensor) -> bool:
     """Whether two consecutive entries of `timesteps` (shape `(num_steps,)`) are equal."""
     return bool((timesteps[1:] == timesteps[:-1]).any())
@@ -93,6 +117,12 @@ class FSDiffPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "semantic_encoder->clarity_encoder->unet"
+    # Peak memory of a call per pixel of the canvas (see `canvas_size`) in float32, measured for the shipped
+    # architecture: 440 bytes of live tensors (the encoder's, then the U-Net's activations plus the encoder features
+    # and sampler state the U-Net needs) at 1 and 4 megapixels on the CPU, plus 10 % for the allocator.
+    canvas_pixel_bytes = 480
+    # Per source pixel: the loaded images (RGB and its YCbCr split, float32) of both sources.
+    source_pixel_bytes = 32
     _optional_components = ["semantic_encoder", "feature_extractor"]
     _callback_tensor_inputs = ["latents"]
 
@@ -269,6 +299,46 @@ class FSDiffPipeline(DiffusionPipeline):
         factor = self.unet.downsample_factor
         return tuple(-(-(size + 2 * factor) // factor) * factor for size in (height, width))
 
+    def estimate_memory(
+        self, input_size: tuple[int, int], output_size: tuple[int, int], batch_size: int = 1
+    ) -> int:
+        """
+        Estimated peak memory, in bytes, of fusing `batch_size` pairs of `input_size` `(height, width)` into
+        `output_size`: [`canvas_pixel_bytes`] per pixel of the canvas (scaled to the U-Net's dtype) and
+        [`source_pixel_bytes`] per source pixel. Whatever the number of steps: a step frees what the previous one
+        allocated. Measured on the CPU for the shipped architecture (both shipped models share it), about 0.45 GiB
+        per output megapixel in float32; other architectures differ.
+        """
+        canvas_height, canvas_width = self.canvas_size(*output_size)
+        canvas = canvas_height * canvas_width * self.canvas_pixel_bytes * self.unet.dtype.itemsize // 4
+        return batch_size * (canvas + input_size[0] * input_size[1] * self.source_pixel_bytes)
+
+    def check_output_size(
+        self, input_size: tuple[int, int], output_size: tuple[int, int], batch_size: int, device: torch.device
+    ) -> None:
+        """
+        Warn beyond x8 (the models serve x2 to x8), and refuse an output whose [`estimate_memory`] exceeds the memory
+        available on `device` (see [`available_memory`]) before anything is allocated, instead of failing deep inside
+        a convolution.
+        """
+        scale = max(output / source for output, source in zip(output_size, input_size))
+        if scale > MAX_TRAINED_SCALE:
+            warnings.warn(
+                f"Upscaling x{scale:.3g} ({input_size[0]}x{input_size[1]} -> {output_size[0]}x{output_size[1]}): the "
+                f"models were trained for x2 to x{MAX_TRAINED_SCALE}, so detail beyond that is bicubic guesswork.",
+                stacklevel=4,  # the caller of __call__ (under torch.no_grad's wrapper)
+            )
+        needed, available = self.estimate_memory(input_size, output_size, batch_size), available_memory(device)
+        if available is None or needed <= available:
+            return
+        fitting_scale = scale * (available / needed) ** 0.5
+        raise ValueError(
+            f"Fusing {batch_size} pair(s) of {input_size[0]}x{input_size[1]} into {output_size[0]}x{output_size[1]} "
+            f"needs about {needed / 2**30:.1f} GiB of memory, but {device.type} has {available / 2**30:.1f} GiB "
+            f"available: use a smaller `scale` or `output_size` (about x{fitting_scale:.3g} or less fits; the models "
+            f"serve x2 to x{MAX_TRAINED_SCALE}), fewer pairs per call, or a device with more memory."
+        )
+
     def check_timesteps(self, num_inference_steps: int) -> None:
         """
         Refuse a step count at which a multistep solver (DPM-Solver++, UniPC, DEIS: schedulers with a `solver_order`)
@@ -405,6 +475,7 @@ class FSDiffPipeline(DiffusionPipeline):
 
         device = self._execution_device
         dtype = self.unet.dtype
+        self.check_output_size(inputs.size, (height, width), batch_size, device)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         self.check_timesteps(num_inference_steps)
 
