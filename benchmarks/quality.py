@@ -95,21 +95,25 @@ Scores = Dict[str, float]
 
 
 # ----------------------------------------------------------------------------- data
-def test_split() -> Dict[str, List[str]]:
-    """Dataset folder -> stems of its test pairs, from `splits.json` (infrared-visible, then medical)."""
+SPLITS = ("test", "validation")
+"""`--split`: the test pairs are reported (RESULTS.md); the validation pairs choose settings and checkpoints."""
+
+
+def split_stems(split: str = "test") -> Dict[str, List[str]]:
+    """Dataset folder -> stems of its pairs in `split` of `splits.json` (infrared-visible, then medical)."""
     splits = json.loads((DATA_DIR / "splits.json").read_text())
     return {
         dataset: [Path(name).stem for name in names]
         for group in splits.values()
-        for dataset, names in group["test"].items()
+        for dataset, names in group[split].items()
     }
 
 
 def modalities() -> Dict[str, str]:
-    """Dataset folder -> its modality (`INFRARED_VISIBLE` or `MEDICAL`: its group in `splits.json`), HKDnet_peer
-    included."""
+    """Dataset folder -> its modality (`INFRARED_VISIBLE` or `MEDICAL`: its group in `splits.json`), for the
+    datasets of every split, HKDnet_peer included."""
     splits = json.loads((DATA_DIR / "splits.json").read_text())
-    found = {dataset: group for group, content in splits.items() for dataset in content["test"]}
+    found = {dataset: group for group, content in splits.items() for split in SPLITS for dataset in content[split]}
     return {**found, HKDNET: INFRARED_VISIBLE}
 
 
@@ -122,11 +126,11 @@ def source_folders(dataset: str) -> Tuple[Path, Path]:
     return root / "mri", other
 
 
-def test_pairs(dataset: str, stems: Sequence[str], limit: Optional[int]) -> List[Pair]:
-    """The test pairs of `dataset` (at most `limit`), matched by stem."""
+def split_pairs(dataset: str, stems: Sequence[str], limit: Optional[int]) -> List[Pair]:
+    """The pairs of `dataset` named by `stems` (the first `limit` of them), matched by stem."""
     pairs = [pair for pair in scan_pairs(*source_folders(dataset)).pairs if pair.stem in set(stems)]
     if len(pairs) != len(stems):
-        raise FileNotFoundError(f"{dataset}: {len(stems)} test pairs in splits.json but {len(pairs)} found")
+        raise FileNotFoundError(f"{dataset}: {len(stems)} pairs in splits.json but {len(pairs)} found")
     return pairs[:limit]
 
 
@@ -854,6 +858,18 @@ def section(
     return "\n\n".join(part for part in parts if part)
 
 
+def write_json(path: Path, split: str, measured: ProtocolResults) -> None:
+    """The mean scores (`dataset -> scale -> method -> metric -> value`) and the wins of the target checks."""
+    means: Dict[str, Dict[str, Dict[str, Scores]]] = defaultdict(lambda: defaultdict(dict))
+    for (dataset, scale, method), scores in measured.means.items():
+        means[dataset][str(scale)][method] = scores
+    checks = {
+        f"{dataset} x{scale}": {"method": check.method, "summary": check.summary(), "edges": check.edge_summary()}
+        for (dataset, scale), check in measured.target_checks(sorted({key[1] for key in measured.means})).items()
+    }
+    path.write_text(json.dumps({"split": split, "means": means, "target_checks": checks}, indent=2) + "\n")
+
+
 def write_results_section(name: str, body: str, path: Path) -> None:
     """`results.write_section(name, body)` into the file `path` instead of benchmarks/RESULTS.md, when it differs."""
     default, results.RESULTS_PATH = results.RESULTS_PATH, Path(path)
@@ -870,9 +886,19 @@ def relative_link(path: Path, results_path: Path) -> Path:
 
 # ----------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    datasets = [*test_split(), HKDNET]
+    split_parser = argparse.ArgumentParser(add_help=False)
+    split_parser.add_argument("--split", choices=SPLITS, default="test")
+    split = split_parser.parse_known_args(argv)[0].split  # the datasets and their defaults follow it
+    datasets = [*split_stems(split), *([HKDNET] if split == "test" else [])]
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="test",
+        help="test (default): the report, written to RESULTS.md; validation: the pairs that choose settings and "
+        "checkpoints, printed only (never written to RESULTS.md) and saved with --json",
     )
     parser.add_argument(
         "--datasets",
@@ -883,7 +909,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help=f"default: {' '.join(datasets)}",
     )
     parser.add_argument("--scales", nargs="+", type=int, default=list(SCALES), help="default: 2 4 8")
-    parser.add_argument("--methods", nargs="+", choices=FUSION_METHODS, default=["mean", "max", "laplacian", "gff"])
+    parser.add_argument(
+        "--methods", nargs="+", choices=FUSION_METHODS, default=["mean", "max", "laplacian", "laplacian_max", "gff"]
+    )
     add_pipeline_arguments(
         parser,
         pipeline_help="'default': each dataset with the shipped model of its modality (fsdiff_diffusers.IR_VIS_MODEL "
@@ -901,6 +929,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         f"whose shipped model is there, with --pipeline PATH {' '.join(PIPELINE_DATASETS)})",
     )
     parser.add_argument("--limit", type=int, help="at most this many pairs per dataset (quick checks)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the mean scores and target checks here")
     parser.add_argument(
         "--crop", type=int, help="centre-crop the sources to N x N first (quick checks; MS-SSIM needs N >= 176)"
     )
@@ -908,15 +937,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.argv = list(argv)
     if args.pipeline_datasets is None:
-        args.pipeline_datasets = default_pipeline_datasets(args.pipeline, datasets)
+        args.pipeline_datasets = default_pipeline_datasets(args.pipeline, datasets, args.split)
+    args.no_write = args.no_write or args.split == "validation"
     return args
 
 
-def default_pipeline_datasets(pipeline: Optional[str], datasets: Sequence[str]) -> List[str]:
+def default_pipeline_datasets(pipeline: Optional[str], datasets: Sequence[str], split: str = "test") -> List[str]:
     """`--pipeline_datasets` when not given: with `--pipeline default` those of `datasets` whose modality's shipped
-    model is there, else `PIPELINE_DATASETS`."""
+    model is there, else `PIPELINE_DATASETS` (on the validation split: every dataset)."""
     if pipeline != "default":
-        return list(PIPELINE_DATASETS)
+        return list(PIPELINE_DATASETS) if split == "test" else list(datasets)
     modality, models = modalities(), shipped_models()
     return [dataset for dataset in datasets if model_present(models[modality[dataset]][1])]
 
@@ -954,8 +984,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
         where = "not run: " + model.missing if model.missing else "on " + (", ".join(model.datasets) or "no dataset")
         print(f"FS-Diff: {model.label} ({model.path}), {where}")
     methods = build_methods(args, plan, args.datasets)
-    split = test_split()
-    datasets = {name: test_pairs(name, split[name], args.limit) for name in args.datasets if name != HKDNET}
+    stems = split_stems(args.split)
+    datasets = {name: split_pairs(name, stems[name], args.limit) for name in args.datasets if name != HKDNET}
     measured = run_protocol(datasets, args.scales, {name: methods[name] for name in datasets}, args.crop)
     hkdnet_methods = methods.get(HKDNET, {})
     hkdnet = run_hkdnet(hkdnet_methods, args.limit) if HKDNET in args.datasets else {}
@@ -965,6 +995,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
     for (dataset, scale), check in measured.target_checks(args.scales).items():
         print(f"target check {dataset} x{scale} ({check.method}): {check.summary()}; {check.details()}")
         print(f"target check {dataset} x{scale} ({check.method}): {check.edge_summary()}")
+    if args.json:
+        write_json(args.json, args.split, measured)
     if args.no_write:
         return measured
     args.figures_dir.mkdir(parents=True, exist_ok=True)

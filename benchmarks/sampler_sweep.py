@@ -190,7 +190,7 @@ def load_examples(
     dataset: str, limit: Optional[int], crop: Optional[int], scale: int
 ) -> Dict[str, protocol.ProtocolPair]:
     """The first `limit` test pairs of `dataset`, centre-cropped to `crop`, as protocol pairs at `scale`, by name."""
-    pairs = quality.test_pairs(dataset, quality.test_split()[dataset], limit)
+    pairs = quality.split_pairs(dataset, quality.split_stems()[dataset], limit)
     return {
         f"{dataset}/{pair.stem}/crop{crop}/x{scale}": protocol.make_pair(*quality.load_sources(pair, crop), scale)
         for pair in pairs
