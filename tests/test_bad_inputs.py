@@ -123,6 +123,16 @@ CLI_CASES = [
     Case("fuse --size 0x10", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--size", "0x10"), 2, "not a size in pixels"),
     Case("fuse --steps 0", ("fuse", "--model", "{model}", "--steps", "0", *PAIR, "-o", "{ws}/o.png"), 2,
          "not a positive integer"),  # fmt: skip
+    Case("fuse --input-range reversed", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--input-range", "5,1"), 2,
+         "LOW < HIGH"),  # fmt: skip
+    Case("fuse --input-range unknown", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--input-range", "kelvin"), 2,
+         "not auto, full or LOW,HIGH"),  # fmt: skip
+    Case("fuse --scale beyond x8 warns", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--scale", "9"), 0,
+         "warning: Upscaling x9"),  # fmt: skip
+    Case("fuse 12-bit infrared says its range", (*FUSE, "--infrared", "{ws}/ir12.png", "--visible", "{ws}/vi.png",
+         "-o", "{ws}/o.png"), 0, r"ir12\.png: stored values [\d.]+\.\.[\d.]+ shown as black\.\.white",
+         lambda ws: PIL.Image.fromarray(np.asarray(PIL.Image.open(ws / "ir.png").convert("L"), np.uint16) * 16).save(
+             ws / "ir12.png")),  # fmt: skip
     Case("fuse --device tpu", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--device", "tpu"), 2, "is not a device"),
     Case("fuse --device cuda without one", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--device", "cuda:7"), 2,
          "CUDA" if not torch.cuda.is_available() else "only .* CUDA GPUs"),  # fmt: skip

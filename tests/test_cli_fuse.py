@@ -2,6 +2,7 @@
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 import torch
 
 from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline, default_scheduler
-from fsdiff_diffusers.cli import fuse as cli_fuse
-from fsdiff_diffusers.pipelines import pipeline_fsdiff
 from fsdiff_diffusers.cli import build_parser, main
+from fsdiff_diffusers.cli import fuse as cli_fuse
+from fsdiff_diffusers.cli.progress import StepReporter, duration
 from fsdiff_diffusers.example_pair import HIDDEN_WARM_OBJECTS, example_pair
+from fsdiff_diffusers.pipelines import pipeline_fsdiff
 
 from .conftest import DATA_DIR, tiny_pipeline, tiny_unet
 
@@ -277,3 +279,25 @@ def test_shipped_model_on_a_real_tno_pair(tmp_path, capsys):
     assert (fused.mode, fused.size) == ("L", (384, 288))  # grey sources give a grey result
     average = (sources["ir"] + sources["vi"]) / 2
     assert np.corrcoef(np.asarray(fused, dtype=np.float64).ravel(), average.ravel())[0, 1] > 0.5
+
+
+def test_step_reporter_warns_before_a_long_image_and_reports_steps_without_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    reporter = StepReporter("ir.png + vi.png", total=4, interval=0, long_run=0)
+    for step in range(4):
+        reporter(None, step, None, {})
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("warning: ir.png + vi.png will take about") and "fewer --steps" in lines[0]
+    assert [line.split(",")[0] for line in lines[1:]] == ["ir.png + vi.png: step 2 of 4", "ir.png + vi.png: step 3 of 4"]
+    assert duration(42) == "42 s" and duration(300) == "5.0 min" and duration(7200) == "2.0 h"
+
+
+def test_default_steps_come_from_the_model(model, pair_files, tmp_path, capsys):
+    assert fuse(model, "--infrared", pair_files[0], "--visible", pair_files[1], "-o", tmp_path / "f.png") == 0
+    assert "1 step;" in capsys.readouterr().err  # --steps 1 given by fuse()
+    saved = tmp_path / "model"
+    pipe = FSDiffPipeline.from_pretrained(model)
+    pipe.register_to_config(default_num_inference_steps=2)
+    pipe.save_pretrained(saved)
+    assert run("fuse", "--model", saved, "--infrared", pair_files[0], "--visible", pair_files[1], "-o", tmp_path / "g.png") == 0
+    assert "2 steps (the model default)" in capsys.readouterr().err

@@ -1,5 +1,8 @@
 """Tests of FSDiffPipeline, in the manner of diffusers' PipelineTesterMixin."""
 
+import json
+
+import diffusers
 import numpy as np
 import pytest
 import torch
@@ -9,9 +12,9 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-import diffusers
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
 from fsdiff_diffusers.image_processor import prepare_pair_batch, resize
+from fsdiff_diffusers.pipelines.pipeline_fsdiff import FALLBACK_NUM_INFERENCE_STEPS
 
 from .conftest import tiny_encoder, tiny_pipeline, tiny_unet
 
@@ -104,7 +107,9 @@ def test_latents_and_callback(pipe, pair):
     assert [s for s, _ in seen] == [0, 1] and seen[0][1] == (1, 1, 32, 40)
     np.testing.assert_allclose(out, 0.5, atol=1e-6)  # the callback's zeros became the result
     # Given latents replace the generator's noise.
-    np.testing.assert_array_equal(run(pipe, pair[0], grey_visible, latents=latents, seed=5), run(pipe, pair[0], grey_visible, latents=latents))
+    np.testing.assert_array_equal(
+        run(pipe, pair[0], grey_visible, latents=latents, seed=5), run(pipe, pair[0], grey_visible, latents=latents)
+    )
     with pytest.raises(ValueError, match=r"latents` must have shape \(1, 1, 32, 40\)"):
         run(pipe, *pair, latents=torch.randn(1, 1, 24, 32))
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
@@ -187,7 +192,9 @@ def test_real_pair_with_default_architecture(data_dir):
     visible = Image.open(data_dir / "TNO" / "vi" / "01.png")
     infrared, visible = (image.resize((48, 36), Image.BICUBIC) for image in (infrared, visible))
     torch.manual_seed(0)
-    pipe = FSDiffPipeline(unet=FSDiffUNet2DModel(), clarity_encoder=ClarityMambaEncoder(), scheduler=default_scheduler())
+    pipe = FSDiffPipeline(
+        unet=FSDiffUNet2DModel(), clarity_encoder=ClarityMambaEncoder(), scheduler=default_scheduler()
+    )
     pipe.set_progress_bar_config(disable=True)
     out = pipe(infrared, visible, scale=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert out.size == (96, 72) and out.mode == "L"  # TNO stores grey as RGB: a grey visible gives a grey result
@@ -292,3 +299,23 @@ def test_input_range_of_14_bit_infrared_counts():
     assert full[0, 0, 5, 5].item() == pytest.approx((2**14 - 1) / 65535, abs=1e-6)
     explicit = run(pipe, counts, visible, scale=1, output_type="pt", input_range=((0, 2**14 - 1), "auto"))
     assert explicit[0, 0, 5, 5].item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_default_steps_are_registered_saved_and_used(tmp_path):
+    """`default_num_inference_steps` lives in model_index.json; calls without `num_inference_steps` take it."""
+    pipe = tiny_pipeline(default_num_inference_steps=3)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["default_num_inference_steps"] == 3
+    loaded = FSDiffPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.default_num_inference_steps == 3
+    steps = []
+    record = lambda pipe, step, timestep, kwargs: steps.append(step) or {}  # noqa: E731
+    ir, vi = torch.rand(1, 8, 8), torch.rand(1, 8, 8)
+    loaded(ir, vi, scale=2, callback_on_step_end=record, output_type="np")
+    assert steps == [0, 1, 2]
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    del index["default_num_inference_steps"]  # a folder saved before the key existed
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert FSDiffPipeline.from_pretrained(tmp_path).default_num_inference_steps == FALLBACK_NUM_INFERENCE_STEPS

@@ -9,11 +9,12 @@ the exit status is 1 when any failed.
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from . import baseline, evaluate, example, fuse
-from .common import EXIT_USAGE
+from .common import EXIT_USAGE, report
 
 MAIN_DESCRIPTION = """\
 FS-Diff: simultaneous multimodal image fusion and super-resolution.
@@ -62,7 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.run(args)
     except (OSError, ValueError) as error:
         print(f"fsdiff: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Python warnings (an upscaling beyond x8, ...) as one `warning:` line, without the file and code line."""
+    report(f"warning: {message}")

@@ -1,10 +1,11 @@
 """`fsdiff fuse`: fuse and super-resolve one pair of image files, or every pair of two folders, with one pipeline."""
 
 import argparse
+import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,7 @@ from .common import (
     scale_factor,
 )
 from .outputs import check_output_file, check_spares_inputs, output_folder, pending_pairs, save_image
+from .progress import StepReporter
 
 if TYPE_CHECKING:
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -62,11 +64,41 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
     return text
 
-def load_for_fusion(path: Path, name: str) -> np.ndarray:
-    """An image file as float32 `(H, W, C)` in `[0, 1]`, `C` in {1, 3}, an input of [`FSDiffPipeline`]."""
+
+FULL_RANGES = {(0.0, 1.0), (0.0, 255.0), (0.0, 65535.0)}
+"""Ranges of whole containers (floats, 8 and 16 bits): an image loaded with one of them is not reported."""
+
+
+def input_range(text: str) -> str | tuple[float, float]:
+    """argparse type of `--input-range`: `auto`, `full` or `LOW,HIGH` in the file's stored units."""
+    if text in ("auto", "full"):
+        return text
+    low, _, high = text.partition(",")
+    try:
+        bounds = float(low), float(high)
+    except ValueError:
+        bounds = (math.nan, math.nan)
+    if not all(math.isfinite(bound) for bound in bounds) or bounds[0] >= bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, full or LOW,HIGH with LOW < HIGH, such as 0,4095")
+    return bounds
+
+
+def loader_for_fusion(chosen_range: str | tuple[float, float]) -> Callable[[Path, str], np.ndarray]:
+    """
+    `loader(path, name)`: an image file as float32 `(H, W, C)` in `[0, 1]`, `C` in {1, 3}, an input of
+    [`FSDiffPipeline`], its stored values mapped to black..white by `chosen_range` (`--input-range`); a range other
+    than the file's whole container (12/14-bit or float data under `auto`, or an explicit one) is reported.
+    """
     from ..image_processor import load_image
 
-    return load_image(path, name).permute(1, 2, 0).numpy()
+    def load(path: Path, name: str) -> np.ndarray:
+        image, (low, high) = load_image(path, name, input_range=chosen_range, return_range=True)
+        if (low, high) not in FULL_RANGES:
+            report(f"{path}: stored values {low:g}..{high:g} shown as black..white (--input-range {chosen_range_text})")
+        return image.permute(1, 2, 0).numpy()
+
+    chosen_range_text = chosen_range if isinstance(chosen_range, str) else ",".join(f"{v:g}" for v in chosen_range)
+    return load
 
 
 def check_scheduler(scheduler: "SchedulerMixin", steps: int) -> None:
@@ -130,14 +162,17 @@ def run_fuse(args: argparse.Namespace) -> int:
 
     loading = time.perf_counter()
     pipe = load_pipeline(args.model, device, dtype, args.scheduler)
-    check_scheduler(pipe.scheduler, args.steps)
+    steps = args.steps or pipe.default_num_inference_steps
+    check_scheduler(pipe.scheduler, steps)
     pipe.set_progress_bar_config(disable=len(pairs) > 1 or None)  # the steps of a single pair; else pairs only
     report(
         f"model {args.model} on {device} ({str(dtype).removeprefix('torch.')}), {type(pipe.scheduler).__name__}, "
-        f"{args.steps} step{'s' * (args.steps != 1)}; loaded in {time.perf_counter() - loading:.1f} s"
+        f"{steps} step{'s' * (steps != 1)}{'' if args.steps else ' (the model default)'}; "
+        f"loaded in {time.perf_counter() - loading:.1f} s"
     )
     output_size = None if args.size is None else args.size[::-1]
     scale = args.scale if args.size is None else None
+    load_for_fusion = loader_for_fusion(args.input_range)
 
     def fuse_pair(pair: Pair) -> float:
         start = time.perf_counter()
@@ -148,8 +183,9 @@ def run_fuse(args: argparse.Namespace) -> int:
                 visible=images["visible"],
                 scale=scale,
                 output_size=output_size,
-                num_inference_steps=args.steps,
+                num_inference_steps=steps,
                 generator=torch.Generator().manual_seed(args.seed),
+                callback_on_step_end=StepReporter(pair.stem, steps),
             ).images[0]
         except torch.cuda.OutOfMemoryError as error:
             raise ValueError(f"out of memory on {device}; fuse it smaller (--scale, --size) or on the cpu") from error
@@ -199,6 +235,16 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         help="file type of the outputs in a folder (default: png; one pair: the extension of -o)",
     )
     files.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    files.add_argument(
+        "--input-range",
+        type=input_range,
+        default="auto",
+        metavar="RANGE",
+        help="stored values shown as black..white: auto (default: the file's own 0.5-99.5 percentiles for 16-bit "
+        "data that spans under 14 bits, such as 12/14-bit radiometric infrared, and for float data outside 0..1, "
+        "such as kelvin; 8-bit and full 16-bit images as they are), full (the container: /255, /65535), or LOW,HIGH "
+        "in stored units, e.g. 0,4095",
+    )
 
     size = parser.add_argument_group("output size (one of)").add_mutually_exclusive_group()
     size.add_argument(
@@ -207,7 +253,12 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--size", type=image_size, metavar="WxH", help="output size in pixels, e.g. 640x480")
 
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--steps", type=positive_int, default=10, metavar="N", help="denoising steps (default: 10)")
+    sampling.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="denoising steps (default: the model's own, chosen on validation pairs; 10 for models without one)",
+    )
     sampling.add_argument(
         "--scheduler", metavar="NAME", help="sampler: ddpm, ddim, dpm++, unipc, euler, heun, pndm or a class name"
     )

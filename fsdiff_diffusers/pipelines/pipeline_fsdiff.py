@@ -4,7 +4,8 @@ import inspect
 import os
 import tempfile
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
@@ -92,15 +93,19 @@ def _type_names(values: list) -> str:
     return ", ".join(sorted({type(value).__name__ for value in values}))
 
 
+FALLBACK_NUM_INFERENCE_STEPS = 10
+"""Steps of a pipeline whose config registers no `default_num_inference_steps` (folders saved before it existed)."""
+
+
 class FSDiffPipeline(DiffusionPipeline):
     r"""
     Pipeline for simultaneous fusion and super-resolution of two source images of one scene (infrared + visible, or
     MRI + CT/PET/SPECT), as in FS-Diff.
 
     The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and mirrored
-    into a margin around it (see [`canvas_size`]). The [`ClarityMambaEncoder`] encodes them once; the [`FSDiffUNet2DModel`] then
-    denoises the fused luminance (or, for a U-Net with `diffusion_target="residual"`, its difference from a classical
-    fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
+    into a margin around it (see [`canvas_size`]). The [`ClarityMambaEncoder`] encodes them once; the
+    [`FSDiffUNet2DModel`] then denoises the fused luminance (or, for a U-Net with `diffusion_target="residual"`, its
+    difference from a classical fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
     chroma is put back at the end, so a colour visible image gives a colour result and a grey one a grey result.
 
     This model inherits from [`DiffusionPipeline`]: loading, saving, devices and offloading work as in Diffusers.
@@ -114,6 +119,9 @@ class FSDiffPipeline(DiffusionPipeline):
             encoder must then be configured with `semantic_embed_dim` equal to its `projection_dim`.
         feature_extractor ([`~transformers.image_processing_utils.BaseImageProcessor`], *optional*):
             Preprocessing for `semantic_encoder`, for example a `CLIPImageProcessorPil`.
+        default_num_inference_steps (`int`, *optional*):
+            The steps a call takes when it is given no `num_inference_steps` (registered in the config, so saved and
+            loaded with the pipeline); [`FALLBACK_NUM_INFERENCE_STEPS`] when unset.
     """
 
     model_cpu_offload_seq = "semantic_encoder->clarity_encoder->unet"
@@ -133,6 +141,7 @@ class FSDiffPipeline(DiffusionPipeline):
         scheduler: SchedulerMixin,
         semantic_encoder: CLIPVisionModelWithProjection | None = None,
         feature_extractor: BaseImageProcessor | None = None,
+        default_num_inference_steps: int | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -142,6 +151,16 @@ class FSDiffPipeline(DiffusionPipeline):
             semantic_encoder=semantic_encoder,
             feature_extractor=feature_extractor,
         )
+        self.register_to_config(default_num_inference_steps=default_num_inference_steps)
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        """
+        The steps a call without `num_inference_steps` takes: the `default_num_inference_steps` registered in the
+        pipeline's config (chosen on validation pairs for the shipped models, saved in `model_index.json`), else
+        `FALLBACK_NUM_INFERENCE_STEPS`.
+        """
+        return self.config.get("default_num_inference_steps") or FALLBACK_NUM_INFERENCE_STEPS
 
     @classmethod
     def from_models(
@@ -176,7 +195,8 @@ class FSDiffPipeline(DiffusionPipeline):
                     "(pip install --force-reinstall fsdiff-diffusers), or pass a folder or a Hub id."
                 )
         if not os.path.isdir(pretrained_model_name_or_path):
-            download_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            download_keys = ("revision", "cache_dir", "token", "local_files_only")
+            download_kwargs = {key: kwargs.pop(key) for key in download_keys if key in kwargs}
             try:
                 pretrained_model_name_or_path = snapshot_download(name, **download_kwargs)
             except HFValidationError as error:
@@ -412,7 +432,7 @@ class FSDiffPipeline(DiffusionPipeline):
         visible: PipelineImageInput,
         scale: float | None = None,
         output_size: tuple[int, int] | None = None,
-        num_inference_steps: int = 10,
+        num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -421,7 +441,7 @@ class FSDiffPipeline(DiffusionPipeline):
         | PipelineCallback
         | MultiPipelineCallbacks
         | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         input_range: InputRange | tuple[InputRange, InputRange] = "auto",
     ) -> ImagePipelineOutput | tuple:
         r"""
@@ -437,7 +457,8 @@ class FSDiffPipeline(DiffusionPipeline):
                 Upscaling factor, any number >= 1; the output is the input size times `scale`, rounded. 4 when
                 neither `scale` nor `output_size` is given.
             output_size (`tuple[int, int]`, *optional*): Output (height, width), instead of `scale`.
-            num_inference_steps (`int`, defaults to 10): Denoising steps of the scheduler; multistep solvers
+            num_inference_steps (`int`, *optional*): Denoising steps of the scheduler, by default the pipeline's
+                [`default_num_inference_steps`] (chosen on validation pairs for the shipped models); multistep solvers
                 (the default DPM-Solver++, UniPC, DEIS) take fewer than the U-Net's training timesteps (at most 999
                 of 1000), DDPM and DDIM up to all of them.
             generator (`torch.Generator` or a list of them, *optional*): For deterministic sampling; a list gives
@@ -449,7 +470,7 @@ class FSDiffPipeline(DiffusionPipeline):
             return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, *optional*): Called after every step as
                 `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return replaced tensors.
-            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): Tensors passed to it.
+            callback_on_step_end_tensor_inputs (`Sequence[str]`, defaults to `("latents",)`): Tensors passed to it.
             input_range (`str`, `(float, float)` or a pair of them, defaults to `"auto"`): Which stored values become
                 black and white, for both sources or as `(infrared_range, visible_range)`: `"full"` (the dtype's
                 range: 255, 65535, floats in [0, 1]), `"auto"` (as `"full"`, but uint16 spanning less than 2**14,
@@ -462,6 +483,8 @@ class FSDiffPipeline(DiffusionPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
         if scale is None and output_size is None:
             scale = 4.0
 
