@@ -33,10 +33,10 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import PIL.Image
@@ -46,11 +46,11 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fsdiff_diffusers import IR_VIS_MODEL, MEDICAL_MODEL, loading, metrics, protocol  # noqa: E402
-from fsdiff_diffusers.loading import DTYPES  # noqa: E402
-from fsdiff_diffusers.fusion import FUSION_METHODS  # noqa: E402
-from fsdiff_diffusers.pairing import Pair, scan_pairs  # noqa: E402
 import results  # noqa: E402
+from fsdiff_diffusers import IR_VIS_MODEL, MEDICAL_MODEL, loading, metrics, protocol  # noqa: E402
+from fsdiff_diffusers.fusion import FUSION_METHODS  # noqa: E402
+from fsdiff_diffusers.loading import DTYPES  # noqa: E402
+from fsdiff_diffusers.pairing import Pair, scan_pairs  # noqa: E402
 from results import machine_description, markdown_table  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -91,7 +91,7 @@ counts). Checked on their own, not among the wins."""
 
 Method = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 """`(infrared_lr, visible_lr, scale) -> fused` on uint8 `(h, w)` arrays; the result is uint8 at the scaled size."""
-Scores = Dict[str, float]
+Scores = dict[str, float]
 
 
 # ----------------------------------------------------------------------------- data
@@ -99,7 +99,7 @@ SPLITS = ("test", "validation")
 """`--split`: the test pairs are reported (RESULTS.md); the validation pairs choose settings and checkpoints."""
 
 
-def split_stems(split: str = "test") -> Dict[str, List[str]]:
+def split_stems(split: str = "test") -> dict[str, list[str]]:
     """Dataset folder -> stems of its pairs in `split` of `splits.json` (infrared-visible, then medical)."""
     splits = json.loads((DATA_DIR / "splits.json").read_text())
     return {
@@ -109,7 +109,7 @@ def split_stems(split: str = "test") -> Dict[str, List[str]]:
     }
 
 
-def modalities() -> Dict[str, str]:
+def modalities() -> dict[str, str]:
     """Dataset folder -> its modality (`INFRARED_VISIBLE` or `MEDICAL`: its group in `splits.json`), for the
     datasets of every split, HKDnet_peer included."""
     splits = json.loads((DATA_DIR / "splits.json").read_text())
@@ -117,7 +117,7 @@ def modalities() -> Dict[str, str]:
     return {**found, HKDNET: INFRARED_VISIBLE}
 
 
-def source_folders(dataset: str) -> Tuple[Path, Path]:
+def source_folders(dataset: str) -> tuple[Path, Path]:
     """The two modality folders of a dataset: ir / vi, or mri / (ct | pet | spect)."""
     root = DATA_DIR / dataset
     if (root / "ir").is_dir():
@@ -126,7 +126,7 @@ def source_folders(dataset: str) -> Tuple[Path, Path]:
     return root / "mri", other
 
 
-def split_pairs(dataset: str, stems: Sequence[str], limit: Optional[int]) -> List[Pair]:
+def split_pairs(dataset: str, stems: Sequence[str], limit: int | None) -> list[Pair]:
     """The pairs of `dataset` named by `stems` (the first `limit` of them), matched by stem."""
     pairs = [pair for pair in scan_pairs(*source_folders(dataset)).pairs if pair.stem in set(stems)]
     if len(pairs) != len(stems):
@@ -134,7 +134,7 @@ def split_pairs(dataset: str, stems: Sequence[str], limit: Optional[int]) -> Lis
     return pairs[:limit]
 
 
-def centre_crop(image: np.ndarray, size: Optional[int]) -> np.ndarray:
+def centre_crop(image: np.ndarray, size: int | None) -> np.ndarray:
     """The central `size` x `size` part of a `(H, W)` image (each side kept whole where it is shorter); `None`: all."""
     if size is None:
         return image
@@ -143,7 +143,7 @@ def centre_crop(image: np.ndarray, size: Optional[int]) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def load_sources(pair: Pair, crop: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def load_sources(pair: Pair, crop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The two sources of `pair` as uint8 `(H, W)` grey (see `protocol.load_grey`), centre-cropped to `crop`."""
     infrared, visible = (protocol.load_grey(path, name) for name, path in pair.paths.items())
     return centre_crop(infrared, crop), centre_crop(visible, crop)
@@ -186,11 +186,11 @@ def fsdiff_method(pipe, steps: int, seed: int = 0) -> Method:
     return run
 
 
-def fsdiff_name(steps: int, scheduler: Optional[str] = None) -> str:
+def fsdiff_name(steps: int, scheduler: str | None = None) -> str:
     return f"FS-Diff ({scheduler.replace('Scheduler', '') + ', ' if scheduler else ''}{steps} steps)"
 
 
-def shipped_models() -> Dict[str, Tuple[str, str]]:
+def shipped_models() -> dict[str, tuple[str, str]]:
     """Modality -> (how the report names the shipped model of it, its folder). Read when called, so that the
     module's `IR_VIS_MODEL` / `MEDICAL_MODEL` can be pointed elsewhere (tests)."""
     return {
@@ -223,13 +223,13 @@ class FSDiffModel:
 
     Args:
         label (`str`): how the report names it. path (`str`): its folder or Hub id, for `load_pipeline`.
-        datasets (`List[str]`): the datasets (out of `--datasets`) it runs on.
+        datasets (`list[str]`): the datasets (out of `--datasets`) it runs on.
         missing (`str`): why it cannot run ("" when it can); its datasets then show the baselines only.
     """
 
     label: str
     path: str
-    datasets: List[str]
+    datasets: list[str]
     missing: str = ""
 
     def runs(self) -> bool:
@@ -242,14 +242,14 @@ class FSDiffPlan:
     """Which model runs FS-Diff on which dataset (`plan_fsdiff`).
 
     Args:
-        models (`List[FSDiffModel]`): the models, each with its datasets.
-        baselines_only (`Dict[str, str]`): dataset (out of `--datasets`) -> why FS-Diff does not run on it.
+        models (`list[FSDiffModel]`): the models, each with its datasets.
+        baselines_only (`dict[str, str]`): dataset (out of `--datasets`) -> why FS-Diff does not run on it.
     """
 
-    models: List[FSDiffModel] = field(default_factory=list)
-    baselines_only: Dict[str, str] = field(default_factory=dict)
+    models: list[FSDiffModel] = field(default_factory=list)
+    baselines_only: dict[str, str] = field(default_factory=dict)
 
-    def model_of(self, dataset: str) -> Optional[FSDiffModel]:
+    def model_of(self, dataset: str) -> FSDiffModel | None:
         """The model that runs on `dataset` (`None`: baselines only)."""
         return next((model for model in self.models if model.runs() and dataset in model.datasets), None)
 
@@ -296,7 +296,7 @@ def plan_fsdiff(args: argparse.Namespace) -> FSDiffPlan:
     return plan
 
 
-def build_methods(args: argparse.Namespace, plan: FSDiffPlan, datasets: Sequence[str]) -> Dict[str, Dict[str, Method]]:
+def build_methods(args: argparse.Namespace, plan: FSDiffPlan, datasets: Sequence[str]) -> dict[str, dict[str, Method]]:
     """Dataset -> the methods to run on it: the baselines of `--methods`, then FS-Diff where `plan` runs a model on
     it, all under one name (`fsdiff_name`). Each model is loaded once, and only when one of its datasets is in
     `datasets`."""
@@ -324,7 +324,7 @@ def mean_scores(rows: Sequence[Scores]) -> Scores:
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
 
-def timed(method: Method, *args) -> Tuple[np.ndarray, float]:
+def timed(method: Method, *args) -> tuple[np.ndarray, float]:
     """`method(*args)` and its wall time in seconds."""
     start = time.perf_counter()
     fused = method(*args)
@@ -337,7 +337,7 @@ def beats(value: float, other: float, name: str) -> bool:
     return value > other if metrics.HIGHER_IS_BETTER.get(name, True) else value < other
 
 
-def best_baselines(scores: Dict[str, Scores], baselines: Sequence[str], names: Sequence[str]) -> Dict[str, str]:
+def best_baselines(scores: dict[str, Scores], baselines: Sequence[str], names: Sequence[str]) -> dict[str, str]:
     """Metric -> the baseline with the best value of it (the first one on ties), out of `scores` (method -> scores)."""
     best = {}
     for name in names:
@@ -348,7 +348,7 @@ def best_baselines(scores: Dict[str, Scores], baselines: Sequence[str], names: S
     return best
 
 
-def best_baseline(scores: Dict[str, Scores], baselines: Sequence[str], names: Sequence[str] = TARGET_METRICS) -> str:
+def best_baseline(scores: dict[str, Scores], baselines: Sequence[str], names: Sequence[str] = TARGET_METRICS) -> str:
     """The baseline that is best on the most of `names` (the first one in `baselines` on ties)."""
     winners = list(best_baselines(scores, baselines, names).values())
     return max(baselines, key=winners.count)
@@ -360,19 +360,19 @@ class TargetCheck:
 
     Args:
         method (`str`): the FS-Diff method's name. required (`int`): wins needed to pass.
-        values (`Dict[str, float]`): FS-Diff's mean of each metric of `best` and `edges`.
-        best (`Dict[str, Tuple[str, float]]`): metric -> (the best baseline, its value), for the wins.
-        edges (`Dict[str, Tuple[str, float]]`): the same for the metrics FS-Diff only has to match (`EDGE_METRICS`),
+        values (`dict[str, float]`): FS-Diff's mean of each metric of `best` and `edges`.
+        best (`dict[str, tuple[str, float]]`): metric -> (the best baseline, its value), for the wins.
+        edges (`dict[str, tuple[str, float]]`): the same for the metrics FS-Diff only has to match (`EDGE_METRICS`),
             checked apart from the wins.
     """
 
     method: str
-    values: Dict[str, float]
-    best: Dict[str, Tuple[str, float]]
+    values: dict[str, float]
+    best: dict[str, tuple[str, float]]
     required: int = TARGET_WINS
-    edges: Dict[str, Tuple[str, float]] = field(default_factory=dict)
-    wins: List[str] = field(init=False)
-    matched: List[str] = field(init=False)
+    edges: dict[str, tuple[str, float]] = field(default_factory=dict)
+    wins: list[str] = field(init=False)
+    matched: list[str] = field(init=False)
 
     def __post_init__(self):
         self.wins = [name for name, (_, value) in self.best.items() if beats(self.values[name], value, name)]
@@ -414,7 +414,7 @@ class TargetCheck:
 
 
 def target_check(
-    scores: Dict[str, Scores],
+    scores: dict[str, Scores],
     method: str,
     baselines: Sequence[str],
     names: Sequence[str] = TARGET_METRICS,
@@ -434,7 +434,7 @@ def target_check(
 
 
 # ----------------------------------------------------------------------------- the protocol on the test split
-Grid = Dict[str, Dict[str, Dict[str, np.ndarray]]]
+Grid = dict[str, dict[str, dict[str, np.ndarray]]]
 """dataset -> stem -> images: "infrared_lr", "visible_lr", then each method's output."""
 
 
@@ -443,23 +443,23 @@ class ProtocolResults:
     """What `run_protocol` measured.
 
     Args:
-        means (`Dict[Tuple[str, int, str], Scores]`): (dataset, scale, method) -> mean scores over the pairs.
-        seconds (`Dict[Tuple[str, int, str], float]`): (dataset, scale, method) -> mean seconds per image.
+        means (`dict[tuple[str, int, str], Scores]`): (dataset, scale, method) -> mean scores over the pairs.
+        seconds (`dict[tuple[str, int, str], float]`): (dataset, scale, method) -> mean seconds per image.
         grid (`Grid`): the images of the first `GRID_PAIRS` pairs of each dataset at `GRID_SCALE`.
     """
 
-    means: Dict[Tuple[str, int, str], Scores]
-    seconds: Dict[Tuple[str, int, str], float]
+    means: dict[tuple[str, int, str], Scores]
+    seconds: dict[tuple[str, int, str], float]
     grid: Grid
 
-    def methods(self, dataset: str) -> List[str]:
+    def methods(self, dataset: str) -> list[str]:
         """The methods run on `dataset`, in the order they ran."""
         return list(dict.fromkeys(key[2] for key in self.means if key[0] == dataset))
 
-    def scores(self, dataset: str, scale: int) -> Dict[str, Scores]:
+    def scores(self, dataset: str, scale: int) -> dict[str, Scores]:
         return {method: self.means[dataset, scale, method] for method in self.methods(dataset)}
 
-    def target_checks(self, scales: Sequence[int]) -> Dict[Tuple[str, int], TargetCheck]:
+    def target_checks(self, scales: Sequence[int]) -> dict[tuple[str, int], TargetCheck]:
         """(dataset, scale) -> FS-Diff's target check, wherever FS-Diff ran."""
         checks = {}
         for dataset in dict.fromkeys(key[0] for key in self.means):
@@ -472,10 +472,10 @@ class ProtocolResults:
 
 
 def run_protocol(
-    datasets: Dict[str, List[Pair]],
+    datasets: dict[str, list[Pair]],
     scales: Sequence[int],
-    methods: Dict[str, Dict[str, Method]],
-    crop: Optional[int] = None,
+    methods: dict[str, dict[str, Method]],
+    crop: int | None = None,
 ) -> ProtocolResults:
     """Every method on every test pair at every scale.
 
@@ -505,7 +505,7 @@ def run_protocol(
 
 
 # ----------------------------------------------------------------------------- HKDnet's outputs
-def run_hkdnet(methods: Dict[str, Method], limit: Optional[int]) -> Dict[Tuple[int, str, str], Scores]:
+def run_hkdnet(methods: dict[str, Method], limit: int | None) -> dict[tuple[int, str, str], Scores]:
     """HKDnet's outputs and our methods on HKDnet's LR inputs, scored without HR ground truth.
 
     Returns:
@@ -536,7 +536,7 @@ def run_hkdnet(methods: Dict[str, Method], limit: Optional[int]) -> Dict[Tuple[i
 
 
 # ----------------------------------------------------------------------------- figures
-def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int], figures_dir: Path) -> List[Path]:
+def bar_charts(means: dict[tuple[str, int, str], Scores], scales: Sequence[int], figures_dir: Path) -> list[Path]:
     """One PNG per scale: a panel per DESIGN metric, a group of bars (one per method) per dataset (none where the
     method did not run on it)."""
     import matplotlib
@@ -566,7 +566,7 @@ def bar_charts(means: Dict[Tuple[str, int, str], Scores], scales: Sequence[int],
     return paths
 
 
-def tile(image: np.ndarray, label: str, size: Optional[Tuple[int, int]] = None) -> PIL.Image.Image:
+def tile(image: np.ndarray, label: str, size: tuple[int, int] | None = None) -> PIL.Image.Image:
     """`image` (first resized to `size` = (height, width) with nearest neighbours, when given) shrunk to fit
     `GRID_TILE`, centred on black, with `label` above it."""
     width, height = GRID_TILE
@@ -580,7 +580,7 @@ def tile(image: np.ndarray, label: str, size: Optional[Tuple[int, int]] = None) 
     return canvas
 
 
-def grid_row(dataset: str, stem: str, images: Dict[str, np.ndarray], methods: Sequence[str]) -> List[PIL.Image.Image]:
+def grid_row(dataset: str, stem: str, images: dict[str, np.ndarray], methods: Sequence[str]) -> list[PIL.Image.Image]:
     """One pair of a grid: its two LR inputs (nearest-neighbour upsampled to the output size), then `methods`."""
     first, second = (folder.name for folder in source_folders(dataset))
     size = images[methods[0]].shape
@@ -591,7 +591,7 @@ def grid_row(dataset: str, stem: str, images: Dict[str, np.ndarray], methods: Se
     ]
 
 
-def image_grids(measured: ProtocolResults, figures_dir: Path) -> Dict[str, Tuple[Path, str]]:
+def image_grids(measured: ProtocolResults, figures_dir: Path) -> dict[str, tuple[Path, str]]:
     """One PNG per dataset: a row per grid pair with its LR inputs, the best baseline at `GRID_SCALE` (the one best
     on the most of `TARGET_METRICS`) and FS-Diff where it ran.
 
@@ -616,28 +616,28 @@ def image_grids(measured: ProtocolResults, figures_dir: Path) -> Dict[str, Tuple
 
 
 # ----------------------------------------------------------------------------- RESULTS.md
-def cells(scores: Scores, names: Sequence[str]) -> List[str]:
+def cells(scores: Scores, names: Sequence[str]) -> list[str]:
     return [f"{scores[name]:.4g}" for name in names]
 
 
-def labels(names: Sequence[str]) -> List[str]:
+def labels(names: Sequence[str]) -> list[str]:
     """Column headers: the metric names, with the two PSNR forms spelled out."""
     return [{"PSNR": "PSNR (VIFB)", "PSNR-MSE": "PSNR (MSE)"}.get(name, name) for name in names]
 
 
-def leaders(scores: Dict[str, Scores]) -> str:
+def leaders(scores: dict[str, Scores]) -> str:
     """The method with the highest value of each of `LEAD_METRICS`, out of `scores` (method -> scores)."""
     best = {name: max(scores, key=lambda method: scores[method][name]) for name in LEAD_METRICS}
     return ", ".join(f"{name} {method} ({scores[method][name]:.4g})" for name, method in best.items())
 
 
-def versus(value: float, best: Tuple[str, float], bold: bool) -> str:
+def versus(value: float, best: tuple[str, float], bold: bool) -> str:
     """A target table cell: "FS-Diff's value vs the best baseline's (that baseline)", FS-Diff's in bold if `bold`."""
     method, reference = best
     return f"{'**' * bold}{value:.4g}{'**' * bold} vs {reference:.4g} ({short(method)})"
 
 
-def target_table(checks: Dict[Tuple[str, int], TargetCheck], dataset: str, scales: Sequence[int]) -> str:
+def target_table(checks: dict[tuple[str, int], TargetCheck], dataset: str, scales: Sequence[int]) -> str:
     """FS-Diff against the best baseline of each target metric and of `EDGE_METRICS`, a row per scale of `dataset`
     ("" without FS-Diff)."""
     rows = [
@@ -658,7 +658,7 @@ def target_table(checks: Dict[Tuple[str, int], TargetCheck], dataset: str, scale
     )
 
 
-def target_line(checks: Dict[Tuple[str, int], TargetCheck]) -> str:
+def target_line(checks: dict[tuple[str, int], TargetCheck]) -> str:
     """The issue's target, on `TARGET_CASE`, as one line with the numbers ("" when it was not run)."""
     dataset, scale = TARGET_CASE
     if TARGET_CASE not in checks:
@@ -673,10 +673,10 @@ def target_line(checks: Dict[Tuple[str, int], TargetCheck]) -> str:
 
 def dataset_tables(
     measured: ProtocolResults,
-    pair_counts: Dict[str, int],
+    pair_counts: dict[str, int],
     scales: Sequence[int],
-    grids: Dict[str, Tuple[Path, str]],
-    plan: Optional[FSDiffPlan] = None,
+    grids: dict[str, tuple[Path, str]],
+    plan: FSDiffPlan | None = None,
     method: str = "FS-Diff",
 ) -> str:
     """A table per dataset (a row per scale and method), what its rows are, its target check and its image grid."""
@@ -860,7 +860,7 @@ def section(
 
 def write_json(path: Path, split: str, measured: ProtocolResults) -> None:
     """The mean scores (`dataset -> scale -> method -> metric -> value`) and the wins of the target checks."""
-    means: Dict[str, Dict[str, Dict[str, Scores]]] = defaultdict(lambda: defaultdict(dict))
+    means: dict[str, dict[str, dict[str, Scores]]] = defaultdict(lambda: defaultdict(dict))
     for (dataset, scale, method), scores in measured.means.items():
         means[dataset][str(scale)][method] = scores
     checks = {
@@ -942,7 +942,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def default_pipeline_datasets(pipeline: Optional[str], datasets: Sequence[str], split: str = "test") -> List[str]:
+def default_pipeline_datasets(pipeline: str | None, datasets: Sequence[str], split: str = "test") -> list[str]:
     """`--pipeline_datasets` when not given: with `--pipeline default` those of `datasets` whose modality's shipped
     model is there, else `PIPELINE_DATASETS` (on the validation split: every dataset)."""
     if pipeline != "default":
@@ -952,7 +952,7 @@ def default_pipeline_datasets(pipeline: Optional[str], datasets: Sequence[str], 
 
 
 def add_pipeline_arguments(
-    parser: argparse.ArgumentParser, default: Optional[str] = None, pipeline_help: Optional[str] = None
+    parser: argparse.ArgumentParser, default: str | None = None, pipeline_help: str | None = None
 ) -> None:
     """--pipeline, --threads, --device and --dtype (shared with sampler_sweep.py)."""
     parser.add_argument(
@@ -974,7 +974,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figures_dir", type=Path, default=FIGURES_DIR, help="where the figures go")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> ProtocolResults:
+def main(argv: Sequence[str] | None = None) -> ProtocolResults:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)

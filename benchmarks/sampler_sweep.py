@@ -28,9 +28,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -39,10 +39,9 @@ from tqdm.auto import tqdm
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 import quality  # noqa: E402
+from fsdiff_diffusers import protocol  # noqa: E402
 from quality import Scores  # noqa: E402
 from results import machine_description, markdown_table  # noqa: E402
-
-from fsdiff_diffusers import protocol  # noqa: E402
 
 SCHEDULERS = {
     "DDPM": "DDPMScheduler",
@@ -82,7 +81,7 @@ class SweepRun:
     evaluations: float
     cached: int = 0
 
-    def differences(self, reference: "SweepRun", names: Sequence[str] = quality.TARGET_METRICS) -> Dict[str, float]:
+    def differences(self, reference: "SweepRun", names: Sequence[str] = quality.TARGET_METRICS) -> dict[str, float]:
         """Metric -> |m - m_ref| / |m_ref| against `reference`, for `names` (default: the judged target metrics)."""
         return {name: relative_difference(self.scores[name], reference.scores[name]) for name in names}
 
@@ -98,7 +97,7 @@ def relative_difference(value: float, reference: float) -> float:
     return abs(value - reference) / abs(reference)
 
 
-def smallest_within(runs: Sequence[SweepRun], reference: SweepRun, tolerance: float = TOLERANCE) -> Optional[SweepRun]:
+def smallest_within(runs: Sequence[SweepRun], reference: SweepRun, tolerance: float = TOLERANCE) -> SweepRun | None:
     """The run with the fewest steps that is within `tolerance` of `reference` on every target metric, or `None`."""
     return next((run for run in sorted(runs, key=lambda run: run.steps) if run.within(reference, tolerance)), None)
 
@@ -128,10 +127,10 @@ class Sampler:
         pipe (`FSDiffPipeline`): the loaded pipeline; its scheduler's config is the base of every scheduler.
         seed (`int`): the noise seed of every run.
         cache_dir (`Path`, *optional*): where outputs are cached (`None`: no cache).
-        key (`Dict`): what else the cache key must hold (dtype, device, threads, ...).
+        key (`dict`): what else the cache key must hold (dtype, device, threads, ...).
     """
 
-    def __init__(self, pipe, seed: int = 0, cache_dir: Optional[Path] = None, **key):
+    def __init__(self, pipe, seed: int = 0, cache_dir: Path | None = None, **key):
         self.pipe, self.seed, self.cache_dir = pipe, seed, cache_dir
         self.base_config = dict(pipe.scheduler.config)
         self.key = {"model": fingerprint(pipe), "seed": seed, **key}
@@ -146,7 +145,7 @@ class Sampler:
 
         self.pipe.scheduler = getattr(diffusers, SCHEDULERS.get(label, label)).from_config(self.base_config)
 
-    def cache_path(self, label: str, steps: int, name: str) -> Optional[Path]:
+    def cache_path(self, label: str, steps: int, name: str) -> Path | None:
         if self.cache_dir is None:
             return None
         config = {k: v for k, v in self.pipe.scheduler.config.items() if not k.startswith("_")}
@@ -156,7 +155,7 @@ class Sampler:
 
     def sample(
         self, label: str, steps: int, name: str, example: protocol.ProtocolPair
-    ) -> Tuple[np.ndarray, float, int, bool]:
+    ) -> tuple[np.ndarray, float, int, bool]:
         """`(fused uint8, seconds, U-Net evaluations, from the cache)` of one pair (`name`: its part of the key)."""
         self.set_scheduler(label)
         path = self.cache_path(label, steps, name)
@@ -172,7 +171,7 @@ class Sampler:
             np.savez_compressed(path, fused=fused, seconds=seconds, evaluations=evaluations)
         return fused, seconds, evaluations, False
 
-    def run(self, label: str, steps: int, examples: Dict[str, protocol.ProtocolPair]) -> SweepRun:
+    def run(self, label: str, steps: int, examples: dict[str, protocol.ProtocolPair]) -> SweepRun:
         """`label` with `steps` steps on every pair of `examples` (name -> pair), averaged."""
         rows, seconds, evaluations, cached = [], [], [], 0
         for name, example in examples.items():
@@ -187,8 +186,8 @@ class Sampler:
 
 
 def load_examples(
-    dataset: str, limit: Optional[int], crop: Optional[int], scale: int
-) -> Dict[str, protocol.ProtocolPair]:
+    dataset: str, limit: int | None, crop: int | None, scale: int
+) -> dict[str, protocol.ProtocolPair]:
     """The first `limit` test pairs of `dataset`, centre-cropped to `crop`, as protocol pairs at `scale`, by name."""
     pairs = quality.split_pairs(dataset, quality.split_stems()[dataset], limit)
     return {
@@ -328,9 +327,9 @@ def section(
     runs: Sequence[SweepRun],
     reference: SweepRun,
     default: str,
-    scheduler_config: Dict,
-    examples: Dict[str, protocol.ProtocolPair],
-    figure: Optional[Path],
+    scheduler_config: dict,
+    examples: dict[str, protocol.ProtocolPair],
+    figure: Path | None,
     seconds: float,
 ) -> str:
     """The "sampler_sweep" section of RESULTS.md."""
@@ -399,7 +398,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Tuple[List[SweepRun], SweepRun, str]:
+def main(argv: Sequence[str] | None = None) -> tuple[list[SweepRun], SweepRun, str]:
     """Returns `(runs, reference, default sampler label)`."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.threads:

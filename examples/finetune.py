@@ -29,7 +29,8 @@ from fsdiff_diffusers import DEFAULT_MODEL
 from fsdiff_diffusers.pairing import match_pairs
 
 sys.path.insert(0, str(REPO_ROOT))  # training/ sits beside the package, it is not installed with it
-from training.train_fsdiff import main as train, parse_args as parse_train_args  # noqa: E402
+from training.train_fsdiff import main as train  # noqa: E402
+from training.train_fsdiff import parse_args as parse_train_args
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:

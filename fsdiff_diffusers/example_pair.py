@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """A synthetic, registered infrared + visible pair of one made-up street scene, for demos, docs and tests.
 
 Nothing here comes from a data set: the scene is drawn procedurally. It is built so that fusion has something to
@@ -28,7 +15,6 @@ grass, brick, windows, trees, road markings) the infrared view lacks.
 ```
 """
 
-from typing import Dict, Tuple
 
 import numpy as np
 import PIL.Image
@@ -36,7 +22,7 @@ import torch
 
 from .fusion.filters import gaussian_blur
 
-HIDDEN_WARM_OBJECTS: Dict[str, Tuple[float, float, float, float]] = {
+HIDDEN_WARM_OBJECTS: dict[str, tuple[float, float, float, float]] = {
     "person in smoke": (0.605, 0.50, 0.675, 0.72),
     "person in shadow": (0.375, 0.46, 0.445, 0.70),
 }
@@ -88,7 +74,7 @@ class _Canvas:
         return np.clip(head + torso + legs, 0.0, 1.0)
 
 
-def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], cells: Tuple[int, int]) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
     """Zero-mean noise of unit standard deviation, smooth over `cells = (rows, columns)` cells of the image."""
     coarse = rng.standard_normal(cells).astype(np.float32)
     image = PIL.Image.fromarray(coarse).resize(shape[::-1], PIL.Image.BICUBIC)
@@ -112,7 +98,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def example_pair(width: int = 160, height: int = 120, seed: int = 0) -> Tuple[PIL.Image.Image, PIL.Image.Image]:
+def example_pair(width: int = 160, height: int = 120, seed: int = 0) -> tuple[PIL.Image.Image, PIL.Image.Image]:
     """Draws a synthetic, registered low-resolution infrared + visible pair of one made-up street scene.
 
     The scene: sky, grass, a brick building with windows and its shadow, two trees, a road with dashed markings and a

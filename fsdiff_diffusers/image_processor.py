@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Pre- and post-processing for FS-Diff image fusion + super-resolution.
 
 FS-Diff fuses the *luminance* of a registered infrared / visible (or MRI / CT, PET, SPECT) pair.
@@ -26,8 +13,8 @@ Layout conventions follow diffusers: numpy arrays are channels-last (``(H, W)``,
 import math
 import numbers
 import os
-from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
@@ -35,14 +22,13 @@ import PIL.ImageOps
 import torch
 import torch.nn.functional as F
 
-
-ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 """One image: a path, a PIL image, a numpy array (channels-last) or a torch tensor (channels-first)."""
 
-PipelineImageInput = Union[ImageInput, Sequence[ImageInput]]
+PipelineImageInput = ImageInput | Sequence[ImageInput]
 """A single image or a list of images (one per sample of the batch)."""
 
-InputRange = Union[str, Tuple[float, float]]
+InputRange = str | tuple[float, float]
 """The stored values that map to black and white: `"auto"`, `"full"` or `(low, high)`; see [`load_image`]."""
 
 AUTO_PERCENTILES = (0.5, 99.5)
@@ -92,7 +78,7 @@ class FusionInputs:
 
     infrared: torch.Tensor
     visible: torch.Tensor
-    visible_chroma: Optional[torch.Tensor]
+    visible_chroma: torch.Tensor | None
     is_colour: torch.Tensor
 
     @property
@@ -100,27 +86,14 @@ class FusionInputs:
         return self.infrared.shape[0]
 
     @property
-    def size(self) -> Tuple[int, int]:
+    def size(self) -> tuple[int, int]:
         """`(h, w)` of the source images."""
         return tuple(self.infrared.shape[-2:])
-
-    def to(
-        self, device: Optional[Union[str, torch.device]] = None, dtype: Optional[torch.dtype] = None
-    ) -> "FusionInputs":
-        """Moves the image tensors to `device` / `dtype`; `is_colour` keeps its bool dtype."""
-        chroma = self.visible_chroma
-        return replace(
-            self,
-            infrared=self.infrared.to(device=device, dtype=dtype),
-            visible=self.visible.to(device=device, dtype=dtype),
-            visible_chroma=None if chroma is None else chroma.to(device=device, dtype=dtype),
-            is_colour=self.is_colour.to(device=device),
-        )
 
 
 def load_image(
     image: ImageInput, name: str = "image", input_range: InputRange = "auto", return_range: bool = False
-) -> Union[torch.Tensor, Tuple[torch.Tensor, Tuple[float, float]]]:
+) -> torch.Tensor | tuple[torch.Tensor, tuple[float, float]]:
     """Loads one image as a float32 CPU tensor of shape `(C, H, W)` with values in `[0, 1]`.
 
     Args:
@@ -189,7 +162,7 @@ def _check_input_range(input_range: InputRange) -> InputRange:
     )
 
 
-def _open_path(path: Union[str, os.PathLike], name: str) -> PIL.Image.Image:
+def _open_path(path: str | os.PathLike, name: str) -> PIL.Image.Image:
     if str(path).startswith(("http://", "https://")):
         raise ValueError(f"Cannot read {name} image '{path}': URLs are not supported, download the file first.")
     try:
@@ -301,8 +274,8 @@ def _dtype_message(dtype: object, name: str) -> str:
 
 
 def _to_unit_range(
-    tensor: torch.Tensor, container: Optional[float], input_range: InputRange, name: str
-) -> Tuple[torch.Tensor, Tuple[float, float]]:
+    tensor: torch.Tensor, container: float | None, input_range: InputRange, name: str
+) -> tuple[torch.Tensor, tuple[float, float]]:
     """Maps pixels to `[0, 1]` float32 through `input_range` (see [`load_image`]).
 
     Args:
@@ -329,8 +302,8 @@ def _to_unit_range(
 
 
 def _container_range(
-    tensor: torch.Tensor, container: Optional[float], input_range: str, name: str
-) -> Tuple[float, float]:
+    tensor: torch.Tensor, container: float | None, input_range: str, name: str
+) -> tuple[float, float]:
     """The `(low, high)` of `input_range="full"` or `"auto"` for the float32 values `tensor` stored in `container`."""
     low, high = tensor.min().item(), tensor.max().item()
     if container is not None:
@@ -353,7 +326,7 @@ def _container_range(
     )
 
 
-def _percentile_range(tensor: torch.Tensor) -> Tuple[float, float]:
+def _percentile_range(tensor: torch.Tensor) -> tuple[float, float]:
     """The [`AUTO_PERCENTILES`] of `tensor`'s values, or its minimum and maximum where those coincide."""
     low, high = np.percentile(tensor.numpy(), AUTO_PERCENTILES)
     if high <= low:
@@ -394,7 +367,7 @@ def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
     return _apply_colour_matrix(ycbcr - offset, _YCBCR_TO_RGB)
 
 
-def to_luminance(image: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+def to_luminance(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Splits one image into luminance and chroma.
 
     Args:
@@ -414,11 +387,11 @@ def to_luminance(image: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tens
     return ycbcr[:1], ycbcr[1:]
 
 
-def _as_list(images: PipelineImageInput) -> List[ImageInput]:
+def _as_list(images: PipelineImageInput) -> list[ImageInput]:
     return list(images) if isinstance(images, (list, tuple)) else [images]
 
 
-def _check_pair_sizes(pairs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> Tuple[int, int]:
+def _check_pair_sizes(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[int, int]:
     """Checks both images of each pair, and all pairs, share one `(h, w)`; returns it."""
     sizes = []
     for index, (infrared, visible) in enumerate(pairs):
@@ -441,7 +414,7 @@ def _check_pair_sizes(pairs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> Tup
 def prepare_pair_batch(
     infrared: PipelineImageInput,
     visible: PipelineImageInput,
-    input_range: Union[InputRange, Tuple[InputRange, InputRange]] = "auto",
+    input_range: InputRange | tuple[InputRange, InputRange] = "auto",
 ) -> FusionInputs:
     """Loads a batch of registered pairs and splits them into the luminance the model fuses and the chroma.
 
@@ -491,8 +464,8 @@ def prepare_pair_batch(
 
 
 def _per_source(
-    input_range: Union[InputRange, Tuple[InputRange, InputRange]],
-) -> Tuple[InputRange, InputRange]:
+    input_range: InputRange | tuple[InputRange, InputRange],
+) -> tuple[InputRange, InputRange]:
     """`(infrared_range, visible_range)` from one range for both sources or a pair of ranges (not two numbers)."""
     if isinstance(input_range, (tuple, list)) and len(input_range) == 2 and not any(
         isinstance(value, numbers.Real) for value in input_range
@@ -501,7 +474,7 @@ def _per_source(
     return input_range, input_range
 
 
-def _check_size_hw(size: Sequence[int], what: str, minimum: Tuple[int, int] = (1, 1)) -> Tuple[int, int]:
+def _check_size_hw(size: Sequence[int], what: str, minimum: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     if (
         not isinstance(size, (tuple, list))
         or len(size) != 2
@@ -515,12 +488,12 @@ def _check_size_hw(size: Sequence[int], what: str, minimum: Tuple[int, int] = (1
     return int(size[0]), int(size[1])
 
 
-def resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize (`align_corners=False`, antialiased when downscaling), clamped to `[0, 1]`.
 
     Args:
         x (`torch.Tensor` of shape `(B, C, h, w)`): float images in `[0, 1]`.
-        size (`Tuple[int, int]`): the output `(H, W)`.
+        size (`tuple[int, int]`): the output `(H, W)`.
 
     Returns:
         `torch.Tensor` of shape `(B, C, H, W)`, same dtype as `x` (computed in float32).
@@ -534,8 +507,8 @@ def resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 
 def output_size_for(
-    size_hw: Tuple[int, int], scale: Optional[float] = None, output_size: Optional[Tuple[int, int]] = None
-) -> Tuple[int, int]:
+    size_hw: tuple[int, int], scale: float | None = None, output_size: tuple[int, int] | None = None
+) -> tuple[int, int]:
     """The output `(H, W)` for source images of size `size_hw`, from an upscale factor or an explicit size.
 
     Exactly one of `scale` and `output_size` must be given. With `scale`, the output is
@@ -543,12 +516,12 @@ def output_size_for(
     at scale 1.5 gives 8x10 (7.5 -> 8, 10.5 -> 10).
 
     Args:
-        size_hw (`Tuple[int, int]`): source `(h, w)`.
+        size_hw (`tuple[int, int]`): source `(h, w)`.
         scale (`float`, *optional*): upscale factor, at least 1.
-        output_size (`Tuple[int, int]`, *optional*): `(H, W)` ints, each at least the source size.
+        output_size (`tuple[int, int]`, *optional*): `(H, W)` ints, each at least the source size.
 
     Returns:
-        `Tuple[int, int]`: the output `(H, W)`.
+        `tuple[int, int]`: the output `(H, W)`.
     """
     size_hw = _check_size_hw(size_hw, "size_hw", minimum=(2, 2))
     if (scale is None) == (output_size is None):
@@ -562,7 +535,7 @@ def output_size_for(
     return round(size_hw[0] * scale), round(size_hw[1] * scale)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, margin: int = 0) -> Tuple[torch.Tensor, Tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int, margin: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pads `x` by `margin` pixels on every side, then its bottom / right so that its height and width are multiples
     of `multiple`.
 
@@ -589,29 +562,30 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, margin: int = 0) -> Tuple[to
     return x, (height, width)
 
 
-def _pad_side(x: torch.Tensor, padding: Tuple[int, int, int, int], can_reflect: bool) -> torch.Tensor:
+def _pad_side(x: torch.Tensor, padding: tuple[int, int, int, int], can_reflect: bool) -> torch.Tensor:
     if not any(padding):
         return x
     return F.pad(x, padding, mode="reflect" if can_reflect else "replicate")
 
 
-def crop_to(x: torch.Tensor, size_hw: Tuple[int, int], margin: int = 0) -> torch.Tensor:
+def crop_to(x: torch.Tensor, size_hw: tuple[int, int], margin: int = 0) -> torch.Tensor:
     """Crops the `(H, W)` of `x` (`(..., H', W')`) that starts `margin` pixels from its top-left corner, undoing
     [`pad_to_multiple`]."""
     height, width = _check_size_hw(size_hw, "size_hw")
     if margin + height > x.shape[-2] or margin + width > x.shape[-1]:
         raise ValueError(
-            f"Cannot crop {height}x{width} at a margin of {margin} from a tensor of shape {tuple(x.shape)}: it is smaller."
+            f"Cannot crop {height}x{width} at a margin of {margin} from a tensor of shape {tuple(x.shape)}: it is "
+            "smaller."
         )
     return x[..., margin : margin + height, margin : margin + width]
 
 
 def postprocess(
     luminance: torch.Tensor,
-    chroma: Optional[torch.Tensor] = None,
-    is_colour: Optional[torch.Tensor] = None,
+    chroma: torch.Tensor | None = None,
+    is_colour: torch.Tensor | None = None,
     output_type: str = "pil",
-) -> Union[List[PIL.Image.Image], np.ndarray, torch.Tensor]:
+) -> list[PIL.Image.Image] | np.ndarray | torch.Tensor:
     """Turns fused luminance (plus the visible chroma) into output images.
 
     Args:
@@ -647,7 +621,7 @@ def postprocess(
 
 
 def _colour_mask(
-    luminance: torch.Tensor, chroma: Optional[torch.Tensor], is_colour: Optional[torch.Tensor]
+    luminance: torch.Tensor, chroma: torch.Tensor | None, is_colour: torch.Tensor | None
 ) -> torch.Tensor:
     """Validates `chroma` / `is_colour` against `luminance` and returns the `(B,)` bool colour mask (CPU)."""
     batch = luminance.shape[0]

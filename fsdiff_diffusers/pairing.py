@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Match the images of several folders by file stem: `infrared/05.png` goes with `visible/05.jpg`.
 
 Registered datasets store each modality in its own folder with one file name per scene. The
@@ -27,14 +14,14 @@ format, so that an image is never fused or evaluated with the wrong partner.
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 """File extensions taken as images (compared case-insensitively)."""
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class UnmatchedFilesWarning(UserWarning):
@@ -47,11 +34,11 @@ class Pair:
 
     Args:
         stem (`str`): the file name without its extension, shared by all the files.
-        paths (`Dict[str, Path]`): folder name (e.g. `"infrared"`) -> the file in that folder.
+        paths (`dict[str, Path]`): folder name (e.g. `"infrared"`) -> the file in that folder.
     """
 
     stem: str
-    paths: Dict[str, Path]
+    paths: dict[str, Path]
 
     def __getitem__(self, name: str) -> Path:
         return self.paths[name]
@@ -62,15 +49,15 @@ class PairMatching:
     """The result of [`scan_pairs`].
 
     Args:
-        pairs (`List[Pair]`): the stems found in every folder, sorted by stem.
-        unmatched (`Dict[str, List[str]]`): folder name -> file names of that folder whose stem is missing from
+        pairs (`list[Pair]`): the stems found in every folder, sorted by stem.
+        unmatched (`dict[str, list[str]]`): folder name -> file names of that folder whose stem is missing from
             at least one other folder (empty lists where all files were matched).
     """
 
-    pairs: List[Pair]
-    unmatched: Dict[str, List[str]]
+    pairs: list[Pair]
+    unmatched: dict[str, list[str]]
 
-    def describe_unmatched(self) -> Optional[str]:
+    def describe_unmatched(self) -> str | None:
         """A message naming the unmatched files folder by folder, or `None` when every file was matched."""
         parts = [f"{name}: {', '.join(files)}" for name, files in self.unmatched.items() if files]
         if not parts:
@@ -85,7 +72,7 @@ def default_names(count: int) -> Sequence[str]:
     return ("infrared", "visible")
 
 
-def list_images(folder: PathLike, name: str = "image") -> Dict[str, Path]:
+def list_images(folder: PathLike, name: str = "image") -> dict[str, Path]:
     """The image files directly inside `folder`, keyed by stem.
 
     Args:
@@ -93,7 +80,7 @@ def list_images(folder: PathLike, name: str = "image") -> Dict[str, Path]:
         name (`str`): what the folder holds (e.g. `"infrared"`), used in error messages.
 
     Returns:
-        `Dict[str, Path]`: stem -> path, for files with one of `IMAGE_EXTENSIONS` (any case).
+        `dict[str, Path]`: stem -> path, for files with one of `IMAGE_EXTENSIONS` (any case).
 
     Raises:
         FileNotFoundError: when `folder` does not exist or is not a folder.
@@ -102,7 +89,7 @@ def list_images(folder: PathLike, name: str = "image") -> Dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"The {name} folder '{folder}' does not exist or is not a folder.")
-    images: Dict[str, Path] = {}
+    images: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
@@ -119,7 +106,7 @@ def list_images(folder: PathLike, name: str = "image") -> Dict[str, Path]:
     return images
 
 
-def scan_pairs(*folders: PathLike, names: Optional[Sequence[str]] = None) -> PairMatching:
+def scan_pairs(*folders: PathLike, names: Sequence[str] | None = None) -> PairMatching:
     """Match the images of `folders` by stem and collect the files left without partners.
 
     Args:
@@ -150,14 +137,14 @@ def scan_pairs(*folders: PathLike, names: Optional[Sequence[str]] = None) -> Pai
     return PairMatching(pairs, unmatched)
 
 
-def match_pairs(*folders: PathLike, names: Optional[Sequence[str]] = None) -> List[Pair]:
+def match_pairs(*folders: PathLike, names: Sequence[str] | None = None) -> list[Pair]:
     """Match the images of `folders` by stem, warning about the files left without partners.
 
     Same arguments as [`scan_pairs`]; files whose stem is not in every folder are named in an
     [`UnmatchedFilesWarning`] and left out.
 
     Returns:
-        `List[Pair]`: one [`Pair`] per stem found in every folder, sorted by stem.
+        `list[Pair]`: one [`Pair`] per stem found in every folder, sorted by stem.
     """
     matching = scan_pairs(*folders, names=names)
     message = matching.describe_unmatched()

@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """The x2 / x4 / x8 evaluation protocol of fusion + super-resolution, and its "bicubic + fusion" baselines.
 
 For each registered pair: both sources become 8-bit grey (PIL's ``convert("L")``, i.e. the BT.601
@@ -31,7 +18,6 @@ Images are numpy arrays of shape ``(H, W)``, dtype uint8 (0..255), ready for the
 """
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import PIL.Image
@@ -85,7 +71,7 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
-def bicubic_resize(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def bicubic_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """PIL bicubic resize of a uint8 `(H, W)` image to `size = (height, width)` (antialiased when shrinking)."""
     resized = PIL.Image.fromarray(image).resize((size[1], size[0]), PIL.Image.Resampling.BICUBIC)
     return np.asarray(resized)

@@ -288,7 +288,8 @@ def test_step_reporter_warns_before_a_long_image_and_reports_steps_without_a_ter
         reporter(None, step, None, {})
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("warning: ir.png + vi.png will take about") and "fewer --steps" in lines[0]
-    assert [line.split(",")[0] for line in lines[1:]] == ["ir.png + vi.png: step 2 of 4", "ir.png + vi.png: step 3 of 4"]
+    steps = [line.split(",")[0] for line in lines[1:]]
+    assert steps == ["ir.png + vi.png: step 2 of 4", "ir.png + vi.png: step 3 of 4"]
     assert duration(42) == "42 s" and duration(300) == "5.0 min" and duration(7200) == "2.0 h"
 
 
@@ -299,5 +300,6 @@ def test_default_steps_come_from_the_model(model, pair_files, tmp_path, capsys):
     pipe = FSDiffPipeline.from_pretrained(model)
     pipe.register_to_config(default_num_inference_steps=2)
     pipe.save_pretrained(saved)
-    assert run("fuse", "--model", saved, "--infrared", pair_files[0], "--visible", pair_files[1], "-o", tmp_path / "g.png") == 0
+    pair = ("--infrared", pair_files[0], "--visible", pair_files[1])
+    assert run("fuse", "--model", saved, *pair, "-o", tmp_path / "g.png") == 0
     assert "2 steps (the model default)" in capsys.readouterr().err

@@ -33,7 +33,6 @@ from fsdiff_diffusers import FSDiffPipeline
 
 from .conftest import tiny_pipeline as make_tiny_pipeline
 
-
 pipeline_fsdiff = importlib.import_module("fsdiff_diffusers.pipelines.pipeline_fsdiff")
 
 REPO_ID = "fsdiff-org/fsdiff-tiny"
@@ -88,7 +87,8 @@ def loaded_reference(saved_pipeline, sources, reference_output) -> np.ndarray:
     Loaded weights equal the original's exactly, but safetensors hands them out memory-mapped at offsets that are not
     64-byte aligned, and the CPU kernels then take paths that differ from the original's in the last bit (up to ~1e-6
     here; cloning the loaded parameters makes the outputs bitwise equal again). Loaded copies are therefore compared
-    bitwise with this, and with the in-memory original to float32 rounding amplified by the sampler (1e-4, as in diffusers' tests).
+    bitwise with this, and with the in-memory original to float32 rounding amplified by the sampler (1e-4, as in
+    diffusers' tests).
     """
     pipe = FSDiffPipeline.from_pretrained(saved_pipeline)
     pipe.set_progress_bar_config(disable=True)

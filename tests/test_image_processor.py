@@ -21,7 +21,6 @@ from fsdiff_diffusers.image_processor import (
     ycbcr_to_rgb,
 )
 
-
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -390,12 +389,6 @@ def test_prepare_mixed_batch():
     assert inputs.is_colour.tolist() == [True, False, True]
     assert inputs.visible_chroma.shape == (3, 2, 4, 5)
     assert inputs.visible_chroma[1].eq(0.5).all()
-
-
-def test_prepare_to():
-    inputs = prepare_pair_batch(torch.rand(4, 4), torch.rand(3, 4, 4)).to(dtype=torch.float64)
-    assert inputs.infrared.dtype == inputs.visible.dtype == inputs.visible_chroma.dtype == torch.float64
-    assert inputs.is_colour.dtype == torch.bool
 
 
 def test_prepare_errors():

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from fsdiff_diffusers.fusion import laplacian_pyramid_fusion
-from fsdiff_diffusers.metrics.gradient import _edge_transfer_sums
 from fsdiff_diffusers.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -30,7 +29,7 @@ from fsdiff_diffusers.metrics import (
     standard_deviation,
     vif,
 )
-
+from fsdiff_diffusers.metrics.gradient import _edge_transfer_sums
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LN2 = math.log(2)

@@ -1,3 +1,6 @@
+"""Selective scan (`fsdiff_diffusers.models.selective_scan`): the chunked CPU path and its bidirectional form against
+a token-by-token float64 recurrence, gradients included, and the `mamba_ssm` CUDA kernel where it is installed."""
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -115,5 +115,7 @@ def test_medical_model_beats_bicubic_plus_max_on_a_held_out_mri_ct_pair():
     output = pipe(pair.infrared_lr, pair.visible_lr, scale=4, generator=generator, output_type="np")
     fused = protocol.to_uint8(output.images[0, ..., 0])
     baseline = protocol.bicubic_fusion_baseline(pair.infrared_lr, pair.visible_lr, 4, "max")
-    ours, theirs = (metrics.evaluate(image, pair.infrared, pair.visible, ["Qabf", "SSIM"]) for image in (fused, baseline))
+    ours, theirs = (
+        metrics.evaluate(image, pair.infrared, pair.visible, ["Qabf", "SSIM"]) for image in (fused, baseline)
+    )
     assert ours["Qabf"] > theirs["Qabf"] + 0.05 and ours["SSIM"] > theirs["SSIM"], (ours, theirs)

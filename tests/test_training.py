@@ -277,12 +277,13 @@ def test_fine_tuning_can_switch_to_the_residual_target(tmp_path):
     the switched model starts at its base; the saved pipeline keeps the new target."""
     tiny_pipeline(seed=5, unet=tiny_unet(prediction_type="sample")).save_pretrained(tmp_path / "base")
     PartialState()  # the script's logger needs an Accelerate state
-    args = parse_args(["--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "base"),
-                       "--diffusion_target", "residual", "--residual_base", "gff", "--residual_scale", "0.25"])  # fmt: skip
+    base = ["--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "base")]
+    args = parse_args([*base, "--diffusion_target", "residual", "--residual_base", "gff", "--residual_scale", "0.25"])
     unet, _ = train_fsdiff.build_models(args)
-    assert (unet.config.diffusion_target, unet.config.residual_base, unet.config.residual_scale) == ("residual", "gff", 0.25)
+    config = unet.config
+    assert (config.diffusion_target, config.residual_base, config.residual_scale) == ("residual", "gff", 0.25)
     assert not unet.conv_out.weight.any() and not unet.conv_out.bias.any()
-    plain = parse_args(["--train_data_dir", str(tmp_path), "--pretrained_model_name_or_path", str(tmp_path / "base")])
+    plain = parse_args(base)
     unchanged, _ = train_fsdiff.build_models(plain)
     assert unchanged.config.diffusion_target == "fused_image" and unchanged.conv_out.weight.any()
 

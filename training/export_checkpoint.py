@@ -28,7 +28,6 @@ from fsdiff_diffusers.loading import DTYPES
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails
 
 
-
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Export a training checkpoint as an FSDiffPipeline folder.")
     parser.add_argument("--checkpoint", required=True, help="A `checkpoint-<step>` folder written by train_fsdiff.py.")

@@ -14,7 +14,6 @@ from .methods import FUSION_METHODS, fuse
 from .pyramid import laplacian_pyramid, laplacian_pyramid_fusion, reconstruct_laplacian_pyramid
 from .rules import max_fusion, mean_fusion
 
-
 __all__ = [
     "FUSION_METHODS",
     "box_filter",

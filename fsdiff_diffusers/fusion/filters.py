@@ -3,14 +3,14 @@
 Convolutions use half-sample symmetric borders (the border sample is repeated: `b a | a b c`; scipy.ndimage's
 `mode="reflect"`, numpy's `"symmetric"`, MATLAB's `'symmetric'`). With these borders the Laplacian pyramid reproduces
 the reference numbers in DESIGN.md; torch's own `"reflect"` (`c b | a b c`) does not. The mirror is applied as often
-as needed, so even a 1x1 or 2x2 image can be filtered with an 11-tap kernel. The box filter needs no padding: it averages over the part of
-each window that lies inside the image (He et al.'s convention for the guided filter).
+as needed, so even a 1x1 or 2x2 image can be filtered with an 11-tap kernel. The box filter needs no padding: it
+averages over the part of each window that lies inside the image (He et al.'s convention for the guided filter).
 
 Short kernels are applied as sums of shifted slices, one multiply-add per tap, which on CPU is much
 faster than `conv2d` with a single input channel.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +95,7 @@ def _window_lengths(size: int, radius: int, device: torch.device) -> torch.Tenso
     return (positions + radius + 1).clamp(max=size) - (positions - radius).clamp(min=0)
 
 
-def box_filter(image: torch.Tensor, radius: int, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+def box_filter(image: torch.Tensor, radius: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Mean over each `(2 radius + 1) x (2 radius + 1)` window, clipped to the image.
 
     Costs O(1) per pixel whatever the radius (cumulative sums, accumulated in float64 so that

@@ -18,7 +18,6 @@ import torch
 from .filters import box_filter, gaussian_blur, laplacian
 from .validation import check_pair, working_dtype
 
-
 _CPU_CHUNK_PIXELS = 2**17
 """On CPU, images are guided-filtered a few at a time (about this many pixels per chunk, at least one image),
 so that the float64 window statistics stay in the cache: 2-3x faster than one pass over a large batch."""

@@ -9,7 +9,6 @@ from .guided_filtering import guided_filter_fusion
 from .pyramid import laplacian_pyramid_fusion
 from .rules import max_fusion, mean_fusion
 
-
 _RULES = {
     "gff": guided_filter_fusion,
     "laplacian": laplacian_pyramid_fusion,

@@ -11,13 +11,11 @@ pixel along the short side. A 2x2 image gets one detail band, a 5x7 image two; a
 gets none, and its fusion is the average of the sources.
 """
 
-from typing import List, Tuple
 
 import torch
 
 from .filters import separable_filter
 from .validation import check_image, check_pair, working_dtype
-
 
 BINOMIAL_KERNEL = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
 """The 5-tap binomial (Burt-Adelson, a = 0.375) low-pass kernel."""
@@ -39,14 +37,14 @@ def _reduce(image: torch.Tensor) -> torch.Tensor:
     return separable_filter(image, BINOMIAL_KERNEL, stride=2)
 
 
-def _expand(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+def _expand(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Upsample `(B, C, ceil(H / 2), ceil(W / 2))` to `(B, C, H, W)` with `size = (H, W)`."""
     upsampled = image.new_zeros(*image.shape[:2], *size)
     upsampled[..., ::2, ::2] = image
     return separable_filter(upsampled, [2 * weight for weight in BINOMIAL_KERNEL])
 
 
-def laplacian_pyramid(image: torch.Tensor, levels: int = 4) -> List[torch.Tensor]:
+def laplacian_pyramid(image: torch.Tensor, levels: int = 4) -> list[torch.Tensor]:
     """Decompose images into detail bands and a low-pass base.
 
     Args:
@@ -54,7 +52,7 @@ def laplacian_pyramid(image: torch.Tensor, levels: int = 4) -> List[torch.Tensor
         levels (`int`): number of detail bands wanted; fewer are made for small images (see module docs).
 
     Returns:
-        `List[torch.Tensor]`: `depth` detail bands, finest first (the first of shape `(B, C, H, W)`, each next
+        `list[torch.Tensor]`: `depth` detail bands, finest first (the first of shape `(B, C, H, W)`, each next
         one half the size, rounded up), then the base; `depth + 1` tensors in the input's dtype (at least
         float32). `reconstruct_laplacian_pyramid` inverts it exactly (up to float rounding).
     """
@@ -62,7 +60,7 @@ def laplacian_pyramid(image: torch.Tensor, levels: int = 4) -> List[torch.Tensor
     return _decompose(image, levels)
 
 
-def _decompose(image: torch.Tensor, levels: int) -> List[torch.Tensor]:
+def _decompose(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """`laplacian_pyramid` without the input checks."""
     depth = pyramid_depth(*image.shape[-2:], levels)
     current = image.to(working_dtype(image))
@@ -74,7 +72,7 @@ def _decompose(image: torch.Tensor, levels: int) -> List[torch.Tensor]:
     return pyramid + [current]
 
 
-def reconstruct_laplacian_pyramid(pyramid: List[torch.Tensor]) -> torch.Tensor:
+def reconstruct_laplacian_pyramid(pyramid: list[torch.Tensor]) -> torch.Tensor:
     """Collapse a pyramid from `laplacian_pyramid` back into `(B, C, H, W)` images."""
     image = pyramid[-1]
     for band in reversed(pyramid[:-1]):

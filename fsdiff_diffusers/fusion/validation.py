@@ -1,6 +1,5 @@
 """Input checks shared by the classical fusion rules."""
 
-from typing import Tuple
 
 import torch
 
@@ -17,7 +16,7 @@ def check_image(image: torch.Tensor, name: str) -> None:
         raise ValueError(f"`{name}` contains NaN or infinite values.")
 
 
-def check_pair(first: torch.Tensor, second: torch.Tensor, names: Tuple[str, str] = ("infrared", "visible")) -> None:
+def check_pair(first: torch.Tensor, second: torch.Tensor, names: tuple[str, str] = ("infrared", "visible")) -> None:
     """Raise `ValueError` unless both tensors pass `check_image` and share shape, dtype and device."""
     check_image(first, names[0])
     check_image(second, names[1])

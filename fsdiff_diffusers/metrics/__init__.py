@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Image fusion metrics: EN, SD, SF, AG, MI, SCD, VIF, Qabf (and its per-source terms Q_ir, Q_vi), Nabf, SSIM,
 MS-SSIM, CC and PSNR.
 
@@ -36,7 +23,6 @@ from .information import entropy, mutual_information
 from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
 from .visual_fidelity import vif
-
 
 __all__ = [
     "HIGHER_IS_BETTER",

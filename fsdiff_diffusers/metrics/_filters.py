@@ -1,19 +1,5 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Filters shared by several metrics: Gaussian windows (SSIM, MS-SSIM, VIF) and Sobel gradients (Qabf, Nabf)."""
 
-from typing import Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -40,7 +26,7 @@ def filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     return filtered[radius : image.shape[0] - radius, radius : image.shape[1] - radius]
 
 
-def sobel(image: np.ndarray, mode: str) -> Tuple[np.ndarray, np.ndarray]:
+def sobel(image: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Sobel responses ``(gx, gy)`` of `image`, unscaled, same size as the input.
 
     ``gx`` is the correlation with ``[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` (right minus left) and

@@ -1,16 +1,3 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Input checking shared by the metrics: arrays or tensors in, float64 grey planes out.
 
 Every metric is defined on one grey plane. Colour images (``(H, W, 3)``, channels-last for numpy
@@ -19,13 +6,13 @@ source next to a colour fused image is used for every channel; a colour source n
 image is turned grey with MATLAB's ``rgb2gray`` weights (what VIFB does in that case).
 """
 
-from typing import Callable, List, Literal, Tuple, Union
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
 
-
-ImageLike = Union[np.ndarray, torch.Tensor]
+ImageLike = np.ndarray | torch.Tensor
 """An image in the 0..255 range: ``(H, W)`` or ``(H, W, C)`` with C = 1 or 3, numpy or torch."""
 
 Convention = Literal["vifb", "cddfuse"]
@@ -65,7 +52,7 @@ def as_image(image: ImageLike, name: str = "image") -> np.ndarray:
     return array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array
 
 
-def _planes(image: np.ndarray, num_channels: int) -> List[np.ndarray]:
+def _planes(image: np.ndarray, num_channels: int) -> list[np.ndarray]:
     """Split `image` into `num_channels` grey planes (broadcast a grey image, rgb2gray a colour one)."""
     if image.ndim == 2:
         return [image] * num_channels
@@ -74,7 +61,7 @@ def _planes(image: np.ndarray, num_channels: int) -> List[np.ndarray]:
     return [image[..., channel] for channel in range(image.shape[2])]
 
 
-def channel_planes(fused: ImageLike, *sources: ImageLike) -> List[Tuple[np.ndarray, ...]]:
+def channel_planes(fused: ImageLike, *sources: ImageLike) -> list[tuple[np.ndarray, ...]]:
     """Check `fused` and `sources` and return one ``(fused, *sources)`` tuple of grey planes per channel.
 
     Raises:

@@ -1,19 +1,6 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """`evaluate`: the whole metric suite (or a chosen part of it) for one fused image and its two sources."""
 
-from typing import Callable, Dict, Iterable, List, Optional
+from collections.abc import Callable, Iterable
 
 from ._images import Convention, ImageLike, as_image, check_convention
 from .gradient import average_gradient, edge_transfer, nabf, qabf, spatial_frequency
@@ -22,12 +9,11 @@ from .statistics import correlation_coefficient, psnr, scd, standard_deviation
 from .structural import ms_ssim, ssim
 from .visual_fidelity import vif
 
-
 MetricFunction = Callable[[ImageLike, ImageLike, ImageLike, Convention], float]
 
 # Canonical name -> metric of (fused, a, b, convention); no-reference metrics ignore the sources,
 # convention-free metrics ignore the convention.
-METRICS: Dict[str, MetricFunction] = {
+METRICS: dict[str, MetricFunction] = {
     "EN": lambda f, a, b, convention: entropy(f, convention=convention),
     "SD": lambda f, a, b, convention: standard_deviation(f),
     "SF": lambda f, a, b, convention: spatial_frequency(f, convention=convention),
@@ -45,13 +31,13 @@ METRICS: Dict[str, MetricFunction] = {
     "PSNR": lambda f, a, b, convention: psnr(f, a, b, convention=convention),
 }
 
-HIGHER_IS_BETTER: Dict[str, bool] = {name: name != "Nabf" for name in METRICS}
+HIGHER_IS_BETTER: dict[str, bool] = {name: name != "Nabf" for name in METRICS}
 """Direction of each metric: True where a higher value is better (all but Nabf, an artefact measure)."""
 
 _CANONICAL = {name.lower(): name for name in METRICS}
 
 
-def metric_names(names: Optional[Iterable[str]] = None) -> List[str]:
+def metric_names(names: Iterable[str] | None = None) -> list[str]:
     """Canonical spellings of `names` (case-insensitive; ``None``: all metrics, in `METRICS` order).
 
     Raises:
@@ -71,9 +57,9 @@ def evaluate(
     fused: ImageLike,
     infrared: ImageLike,
     visible: ImageLike,
-    metrics: Optional[Iterable[str]] = None,
+    metrics: Iterable[str] | None = None,
     convention: Convention = "vifb",
-) -> Dict[str, float]:
+) -> dict[str, float]:
     r"""Fusion metrics of one fused image against its two sources.
 
     Args:

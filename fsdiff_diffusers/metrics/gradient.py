@@ -1,20 +1,6 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Gradient metrics: spatial frequency (SF), average gradient (AG) and the edge-transfer measures Qabf, its
 per-source terms Q_ir and Q_vi (`edge_transfer`), and Nabf."""
 
-from typing import Tuple
 
 import numpy as np
 
@@ -92,7 +78,7 @@ def _relative_strength(strength: np.ndarray, strength_f: np.ndarray) -> np.ndarr
     return np.divide(relative, np.maximum(strength, strength_f), out=relative, where=relative > 0)
 
 
-def _qabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _qabf_edges(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength and orientation as in VIFB's ``metricsQabf.m``.
 
     MATLAB's ``conv2(p, h3, 'same')`` flips the kernel, so its x response is ``-gx``; the angle is
@@ -198,7 +184,7 @@ def edge_transfer(fused: ImageLike, source: ImageLike) -> float:
     return channel_mean(_edge_transfer_plane, fused, source)
 
 
-def _nabf_edges(plane: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _nabf_edges(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength and orientation as in Kumar's ``objective_fusion_perform_fn.m``: Sobel / 8 on a
     mirror-extended image, orientation ``atan(gx / gy)`` (Kumar's ``atan(gv / gh)``: horizontal over
     vertical derivative; +-pi/2 where ``gy = 0``), 0 where both responses vanish."""

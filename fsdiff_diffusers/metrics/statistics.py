@@ -1,26 +1,12 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Pixel statistics: standard deviation (SD), correlation coefficient (CC), sum of the correlations of
 differences (SCD) and PSNR."""
 
 import math
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 
 from ._images import Convention, ImageLike, channel_mean, check_convention
-
 
 PSNRForm = Literal["vifb", "mse"]
 PSNR_FORMS = ("vifb", "mse")
@@ -109,7 +95,7 @@ def psnr(
     a: ImageLike,
     b: ImageLike,
     convention: Convention = "vifb",
-    form: Optional[PSNRForm] = None,
+    form: PSNRForm | None = None,
 ) -> float:
     r"""Peak signal-to-noise ratio (PSNR) of the fused image against both sources, in dB. Higher is better.
 

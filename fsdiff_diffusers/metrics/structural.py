@@ -1,21 +1,8 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Structural similarity: SSIM (Wang et al. 2004) and multi-scale SSIM (Wang et al. 2003)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -23,12 +10,11 @@ from scipy import ndimage
 from ._filters import filter_valid, gaussian_window
 from ._images import Convention, ImageLike, channel_mean, check_convention, require_size
 
-
 _K1, _K2 = 0.01, 0.03
 _WINDOW = gaussian_window(11, 1.5)
 _MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
-Moments = Tuple[np.ndarray, np.ndarray]
+Moments = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -62,7 +48,7 @@ def _local_moments(image: np.ndarray, settings: _SSIMSettings) -> Moments:
 
 def _ssim_maps(
     x: np.ndarray, y: np.ndarray, moments_x: Moments, moments_y: Moments, settings: _SSIMSettings
-) -> Tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Local SSIM and contrast-structure maps ``(l * cs, cs)`` of `x` and `y`, given their local moments."""
     c1, c2 = (_K1 * settings.data_range) ** 2, (_K2 * settings.data_range) ** 2
     (mean_x, var_x), (mean_y, var_y) = moments_x, moments_y

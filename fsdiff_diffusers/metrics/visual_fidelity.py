@@ -1,26 +1,11 @@
-# Copyright 2025 The FS-Diff Diffusers authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
 """Visual information fidelity (VIF): Sheikh & Bovik's multiscale pixel-domain VIF, summed over both sources."""
 
 import math
-from typing import Tuple
 
 import numpy as np
 
 from ._filters import filter_valid, gaussian_window
 from ._images import ImageLike, channel_mean, require_size
-
 
 _NOISE_VARIANCE = 2.0  # sigma_n^2 of the HVS noise model
 _EPS = 1e-10
@@ -31,7 +16,7 @@ _WINDOWS = [gaussian_window(2 ** (5 - scale) + 1, (2 ** (5 - scale) + 1) / 5) fo
 _MIN_SIZE = 41
 
 
-def _local_moments(image: np.ndarray, window: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _local_moments(image: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local mean and variance (clipped at 0) of `image`, 'valid' region."""
     mean = filter_valid(image, window)
     variance = filter_valid(image * image, window)
@@ -40,8 +25,8 @@ def _local_moments(image: np.ndarray, window: np.ndarray) -> Tuple[np.ndarray, n
 
 
 def _information(
-    reference: np.ndarray, distorted: np.ndarray, moments_r: Tuple, moments_d: Tuple, window: np.ndarray
-) -> Tuple[float, float]:
+    reference: np.ndarray, distorted: np.ndarray, moments_r: tuple, moments_d: tuple, window: np.ndarray
+) -> tuple[float, float]:
     """Information ``(sum log10(1 + g^2 s1 / (sv + sn)), sum log10(1 + s1 / sn))`` of one scale, with
     ``g`` and ``sv`` the local gain and residual variance of the distortion channel (``vifp_mscale.m``).
 

@@ -164,7 +164,7 @@ class ClarityMambaEncoder(StrictConfigMixin, ModelMixin, ConfigMixin):
         clarity_weights = logits.softmax(dim=1)
 
         features = []
-        for level, (states, fuse) in enumerate(zip(per_modality, self.fusers)):
+        for states, fuse in zip(per_modality, self.fusers):
             weights = F.interpolate(clarity_weights, size=states.shape[-2:], mode="bilinear", align_corners=False)
             batch, _, height, width = states.shape
             weighted = states.view(batch, m, -1, height, width) * (m * weights).unsqueeze(2)

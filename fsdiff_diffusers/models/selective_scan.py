@@ -14,7 +14,6 @@ saved values.
 """
 
 import math
-from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +34,7 @@ _SLICE_ELEMENTS = 2**18
 
 def _chunked_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scan without D, z and bias.
 
     Args:
@@ -99,12 +98,12 @@ def selective_scan_fn(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
-) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective scan with the semantics of `mamba_ssm`'s `selective_scan_fn`.
 
     Args:
@@ -156,9 +155,9 @@ def bidirectional_selective_scan(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
 ) -> torch.Tensor:
     """Scan the first half of the channels forward and the second half backward, in one grouped scan.
@@ -175,7 +174,7 @@ def bidirectional_selective_scan(
     """
     dim = u.shape[1] // 2
 
-    def flip_backward(x: Optional[torch.Tensor], split: int) -> Optional[torch.Tensor]:
+    def flip_backward(x: torch.Tensor | None, split: int) -> torch.Tensor | None:
         if x is None:
             return None
         forward, backward = x.split(split, dim=1)

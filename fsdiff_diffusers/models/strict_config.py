@@ -24,7 +24,10 @@ class StrictConfigMixin:
         unknown = sorted(
             key
             for key in config_dict
-            if key not in valid and key not in EMA_CONFIG_KEYS and not key.startswith("_") and key != "quantization_config"
+            if key not in valid
+            and key not in EMA_CONFIG_KEYS
+            and not key.startswith("_")
+            and key != "quantization_config"
         )
         if unknown:
             hints = []

@@ -147,7 +147,9 @@ class FSDiffUNet2DModel(StrictConfigMixin, ModelMixin, ConfigMixin):
                 f"`encoder_feature_channels` needs one entry per level ({levels}), got {len(encoder_feature_channels)}."
             )
         if prediction_type not in ("epsilon", "sample", "v_prediction"):
-            raise ValueError(f"`prediction_type` must be 'epsilon', 'sample' or 'v_prediction', got {prediction_type!r}.")
+            raise ValueError(
+                f"`prediction_type` must be 'epsilon', 'sample' or 'v_prediction', got {prediction_type!r}."
+            )
         if diffusion_target not in DIFFUSION_TARGETS:
             raise ValueError(f"`diffusion_target` must be one of {DIFFUSION_TARGETS}, got {diffusion_target!r}.")
         if residual_base not in FUSION_METHODS:
@@ -192,7 +194,9 @@ class FSDiffUNet2DModel(StrictConfigMixin, ModelMixin, ConfigMixin):
                 channels = block_out_channels[level + 1]
 
         deepest = block_out_channels[-1]
-        self.mid_blocks = nn.ModuleList([block(deepest, deepest, levels - 1, mamba=True), block(deepest, deepest, levels - 1)])
+        self.mid_blocks = nn.ModuleList(
+            [block(deepest, deepest, levels - 1, mamba=True), block(deepest, deepest, levels - 1)]
+        )
 
         self.up_blocks = nn.ModuleList()
         self.upsamplers = nn.ModuleList()
@@ -280,7 +284,8 @@ class FSDiffUNet2DModel(StrictConfigMixin, ModelMixin, ConfigMixin):
         skips = []
         for level, blocks in enumerate(self.down_blocks):
             if self.feature_projections is not None:
-                hidden_states = hidden_states + self.feature_projections[level](encoder_features[level].to(sample.dtype))
+                projected = self.feature_projections[level](encoder_features[level].to(sample.dtype))
+                hidden_states = hidden_states + projected
             for block in blocks:
                 hidden_states = self._run_block(block, hidden_states, temb, context)
             skips.append(hidden_states)

@@ -33,18 +33,6 @@ from ..models.clarity_mamba import ClarityMambaEncoder
 from ..models.unet_fsdiff import FSDiffUNet2DModel
 from ..weights import SHIPPED_MODELS
 
-EXAMPLE_DOC_STRING = """
-    Examples:
-        ```py
-        >>> from PIL import Image
-        >>> from fsdiff_diffusers import FSDiffPipeline
-
-        >>> pipe = FSDiffPipeline.from_pretrained("path/or/hub-id")
-        >>> infrared, visible = Image.open("ir.png"), Image.open("vi.png")
-        >>> fused = pipe(infrared=infrared, visible=visible, scale=4, num_inference_steps=10).images[0]
-        >>> fused.save("fused_x4.png")
-        ```
-"""
 
 def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepScheduler:
     """
@@ -105,8 +93,9 @@ class FSDiffPipeline(DiffusionPipeline):
     The sources are reduced to their luminance (Y of YCbCr), upsampled bicubically to the output size and mirrored
     into a margin around it (see [`canvas_size`]). The [`ClarityMambaEncoder`] encodes them once; the
     [`FSDiffUNet2DModel`] then denoises the fused luminance (or, for a U-Net with `diffusion_target="residual"`, its
-    difference from a classical fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler. The visible image's upsampled
-    chroma is put back at the end, so a colour visible image gives a colour result and a grey one a grey result.
+    difference from a classical fusion of the upsampled sources) from Gaussian noise with any Diffusers scheduler.
+    The visible image's upsampled chroma is put back at the end, so a colour visible image gives a colour result and a
+    grey one a grey result.
 
     This model inherits from [`DiffusionPipeline`]: loading, saving, devices and offloading work as in Diffusers.
 
@@ -269,7 +258,7 @@ class FSDiffPipeline(DiffusionPipeline):
         latents: torch.Tensor | None,
         latents_shape: tuple[int, ...],
         num_inference_steps: int,
-        callback_on_step_end_tensor_inputs: list[str],
+        callback_on_step_end_tensor_inputs: Sequence[str],
     ) -> None:
         generators = generator if isinstance(generator, list) else [generator]
         if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
