@@ -8,7 +8,6 @@ Model cards of FS-Diff pipelines: one template (`templates/model_card.md`), rend
 ```
 """
 
-import inspect
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -205,7 +204,7 @@ def model_card(
         unet_parameters=f"{unet.num_parameters() / 1e6:.2f}",
         encoder_parameters=f"{pipeline.clarity_encoder.num_parameters() / 1e6:.2f}",
         scheduler=type(pipeline.scheduler).__name__,
-        num_inference_steps=inspect.signature(pipeline.__call__).parameters["num_inference_steps"].default,
+        num_inference_steps=pipeline.default_num_inference_steps,
         prediction_type=unet.config.prediction_type,
         diffusion_target=describe_diffusion_target(unet.config),
         training_data=(training_data or DEFAULT_TRAINING_DATA).strip(),
