@@ -15,7 +15,7 @@ from fsdiff_diffusers.cli import build_parser, main
 from fsdiff_diffusers.cli import fuse as cli_fuse
 from fsdiff_diffusers.cli.progress import StepReporter, duration
 from fsdiff_diffusers.example_pair import HIDDEN_WARM_OBJECTS, example_pair
-from fsdiff_diffusers.pipelines import pipeline_fsdiff
+from fsdiff_diffusers.pipelines import hub
 
 from .conftest import DATA_DIR, tiny_pipeline, tiny_unet
 
@@ -176,14 +176,14 @@ def test_missing_model_messages(pair_files, tmp_path, capsys, monkeypatch):
     assert "holds no model_index.json" in capsys.readouterr().err
 
     missing = str(tmp_path / "weights" / "fsdiff-ir-vis")
-    monkeypatch.setattr(pipeline_fsdiff, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
+    monkeypatch.setattr(hub, "SHIPPED_MODELS", {"fsdiff-ir-vis": missing})
     assert fuse_pair("fsdiff-ir-vis", pair_files, tmp_path / "f.png") == 2
     stderr = capsys.readouterr().err
     assert "shipped with fsdiff-diffusers is missing" in stderr and "pip install --force-reinstall" in stderr
 
 
 def test_shipped_model_names_resolve(model, pair_files, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline_fsdiff, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
+    monkeypatch.setattr(hub, "SHIPPED_MODELS", {"fsdiff-medical": str(model)})
     assert fuse_pair("fsdiff-medical", pair_files, tmp_path / "f.png") == 0
     assert (tmp_path / "f.png").is_file()
 

@@ -8,7 +8,6 @@ The loopback-server test needs `olah` (a Hub mirror server) in its own virtual e
 """
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -30,10 +29,9 @@ import torch
 from huggingface_hub import ModelCard
 
 from fsdiff_diffusers import FSDiffPipeline
+from fsdiff_diffusers.pipelines import hub as pipeline_hub
 
 from .conftest import tiny_pipeline as make_tiny_pipeline
-
-pipeline_fsdiff = importlib.import_module("fsdiff_diffusers.pipelines.pipeline_fsdiff")
 
 REPO_ID = "fsdiff-org/fsdiff-tiny"
 COMPONENT_FILES = (
@@ -357,7 +355,8 @@ def test_from_pretrained_hub_id_through_loopback_server(
 
 @pytest.fixture
 def fake_hub(monkeypatch, tmp_path) -> SimpleNamespace:
-    """Replace `create_repo` / `upload_folder` where the pipeline module looks them up; keep copies of each upload."""
+    """Replace `create_repo` / `upload_folder` where `fsdiff_diffusers.pipelines.hub` looks them up; keep copies of
+    each upload."""
     hub = SimpleNamespace(created=[], uploads=[])
 
     def create_repo(repo_id, **kwargs):
@@ -371,8 +370,8 @@ def fake_hub(monkeypatch, tmp_path) -> SimpleNamespace:
         hub.uploads.append({"repo_id": repo_id, "folder": copy, **kwargs})
         return f"https://hub.invalid/{repo_id}/commit/{len(hub.uploads)}"
 
-    monkeypatch.setattr(pipeline_fsdiff, "create_repo", create_repo)
-    monkeypatch.setattr(pipeline_fsdiff, "upload_folder", upload_folder)
+    monkeypatch.setattr(pipeline_hub, "create_repo", create_repo)
+    monkeypatch.setattr(pipeline_hub, "upload_folder", upload_folder)
     return hub
 
 

@@ -12,7 +12,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UniPCMultistepScheduler
 from diffusers.training_utils import EMAModel
 
 from fsdiff_diffusers import SHIPPED_MODELS, ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel
-from fsdiff_diffusers.pipelines import pipeline_fsdiff
+from fsdiff_diffusers.pipelines import checks
 
 from .conftest import tiny_encoder, tiny_unet
 
@@ -141,20 +141,20 @@ def test_memory_estimate_grows_with_the_canvas_the_batch_and_the_dtype(pipe):
 
 
 def test_an_output_too_large_for_the_memory_is_refused_before_the_models_run(pipe, pair, monkeypatch):
-    monkeypatch.setattr(pipeline_fsdiff, "available_memory", lambda device: 2**20)
+    monkeypatch.setattr(checks, "available_memory", lambda device: 2**20)
     calls = []
     pipe.clarity_encoder.register_forward_hook(lambda *args: calls.append(1))
     with pytest.raises(ValueError, match=r"needs about 0\.0 GiB of memory, but cpu has 0\.0 GiB .*smaller `scale`"):
         fuse(pipe, pair, scale=8)
     assert not calls
-    monkeypatch.setattr(pipeline_fsdiff, "available_memory", lambda device: None)  # unknown: no refusal
+    monkeypatch.setattr(checks, "available_memory", lambda device: None)  # unknown: no refusal
     assert fuse(pipe, pair, scale=8).shape == (1, 96, 128, 3)
 
 
 def test_available_memory_of_the_cpu():
-    available = pipeline_fsdiff.available_memory(torch.device("cpu"))
+    available = checks.available_memory(torch.device("cpu"))
     assert available is None or available > 0
-    assert pipeline_fsdiff.available_memory(torch.device("meta")) is None
+    assert checks.available_memory(torch.device("meta")) is None
 
 
 def test_upscaling_beyond_x8_warns(pipe, pair):
