@@ -23,16 +23,11 @@ section of RESULTS.md and figures/sampler_sweep.png (unless --no-write).
 """
 
 import argparse
-import hashlib
-import json
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -40,163 +35,26 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 import quality  # noqa: E402
 from fsdiff_diffusers import protocol  # noqa: E402
-from quality import Scores  # noqa: E402
 from results import machine_description, markdown_table  # noqa: E402
+from sampler_sweep_runs import (  # noqa: E402
+    CACHE_DIR,
+    METRICS,
+    REFERENCE,
+    SCHEDULERS,
+    TOLERANCE,
+    Sampler,
+    SweepRun,
+    label_of,
+    load_examples,
+    smallest_within,
+)
 
-SCHEDULERS = {
-    "DDPM": "DDPMScheduler",
-    "DDIM": "DDIMScheduler",
-    "DPM-Solver++": "DPMSolverMultistepScheduler",
-    "UniPC": "UniPCMultistepScheduler",
-}
-"""Label -> diffusers scheduler class."""
-REFERENCE = "DDPM"
 STEPS = (4, 8, 16, 25, 50)
-TOLERANCE = 0.01
-"""Within 1 % of the reference on every target metric (`quality.TARGET_METRICS`)."""
-METRICS = [*quality.TARGET_METRICS, *quality.EDGE_METRICS]
-"""What each run is scored with: the target metrics (judged), then Q_ir and Q_vi (shown)."""
 MAX_EVALUATIONS = 16
 """The target: the default sampler is within `TOLERANCE` in at most this many U-Net evaluations per image."""
 CHART_METRICS = ["Qabf", "SCD", "VIF", "SSIM", "SF"]
-CACHE_DIR = Path(tempfile.gettempdir()) / "fsdiff_sampler_sweep"
 
 
-@dataclass
-class SweepRun:
-    """One scheduler at one step count, averaged over the pairs.
-
-    Args:
-        scheduler (`str`): a label out of `SCHEDULERS`. steps (`int`): `num_inference_steps`.
-        scores (`Scores`): mean of each of `METRICS`.
-        seconds (`float`): mean wall time of a pipeline call per image.
-        evaluations (`float`): mean U-Net forward passes per image (counted, not assumed).
-        cached (`int`): how many of the pairs came from the cache (their seconds are from the run that made them).
-    """
-
-    scheduler: str
-    steps: int
-    scores: Scores
-    seconds: float
-    evaluations: float
-    cached: int = 0
-
-    def differences(self, reference: "SweepRun", names: Sequence[str] = quality.TARGET_METRICS) -> dict[str, float]:
-        """Metric -> |m - m_ref| / |m_ref| against `reference`, for `names` (default: the judged target metrics)."""
-        return {name: relative_difference(self.scores[name], reference.scores[name]) for name in names}
-
-    def within(self, reference: "SweepRun", tolerance: float = TOLERANCE) -> bool:
-        """Whether every target metric is within `tolerance` (relative) of `reference`."""
-        return max(self.differences(reference).values()) <= tolerance
-
-
-def relative_difference(value: float, reference: float) -> float:
-    """|value - reference| / |reference| (0 when both are 0, infinite when only the reference is)."""
-    if reference == 0:
-        return 0.0 if value == 0 else float("inf")
-    return abs(value - reference) / abs(reference)
-
-
-def smallest_within(runs: Sequence[SweepRun], reference: SweepRun, tolerance: float = TOLERANCE) -> SweepRun | None:
-    """The run with the fewest steps that is within `tolerance` of `reference` on every target metric, or `None`."""
-    return next((run for run in sorted(runs, key=lambda run: run.steps) if run.within(reference, tolerance)), None)
-
-
-def label_of(scheduler) -> str:
-    """The `SCHEDULERS` label of a scheduler instance (its class name when it has none)."""
-    name = type(scheduler).__name__
-    return next((label for label, class_name in SCHEDULERS.items() if class_name == name), name)
-
-
-# ----------------------------------------------------------------------------- sampling with a cache
-def fingerprint(pipe) -> str:
-    """A hash of the pipeline's weights and model configs: the cache key's part that says which model ran."""
-    digest = hashlib.sha256()
-    for model in (pipe.unet, pipe.clarity_encoder):
-        digest.update(json.dumps(dict(model.config), sort_keys=True, default=str).encode())
-        for name, tensor in model.state_dict().items():
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-class Sampler:
-    """Runs `pipe` with any scheduler of `SCHEDULERS` on protocol pairs, counting U-Net evaluations, with a disk cache.
-
-    Args:
-        pipe (`FSDiffPipeline`): the loaded pipeline; its scheduler's config is the base of every scheduler.
-        seed (`int`): the noise seed of every run.
-        cache_dir (`Path`, *optional*): where outputs are cached (`None`: no cache).
-        key (`dict`): what else the cache key must hold (dtype, device, threads, ...).
-    """
-
-    def __init__(self, pipe, seed: int = 0, cache_dir: Path | None = None, **key):
-        self.pipe, self.seed, self.cache_dir = pipe, seed, cache_dir
-        self.base_config = dict(pipe.scheduler.config)
-        self.key = {"model": fingerprint(pipe), "seed": seed, **key}
-        self.evaluations = 0
-        pipe.unet.register_forward_pre_hook(self._count)
-
-    def _count(self, module, inputs) -> None:
-        self.evaluations += 1
-
-    def set_scheduler(self, label: str) -> None:
-        import diffusers
-
-        self.pipe.scheduler = getattr(diffusers, SCHEDULERS.get(label, label)).from_config(self.base_config)
-
-    def cache_path(self, label: str, steps: int, name: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        config = {k: v for k, v in self.pipe.scheduler.config.items() if not k.startswith("_")}
-        key = {**self.key, "scheduler": type(self.pipe.scheduler).__name__, "config": config, "steps": steps}
-        digest = hashlib.sha256(json.dumps({**key, "pair": name}, sort_keys=True, default=str).encode()).hexdigest()
-        return self.cache_dir / f"{label}-{steps}-{digest[:20]}.npz"
-
-    def sample(
-        self, label: str, steps: int, name: str, example: protocol.ProtocolPair
-    ) -> tuple[np.ndarray, float, int, bool]:
-        """`(fused uint8, seconds, U-Net evaluations, from the cache)` of one pair (`name`: its part of the key)."""
-        self.set_scheduler(label)
-        path = self.cache_path(label, steps, name)
-        if path is not None and path.exists():
-            with np.load(path) as cached:
-                return cached["fused"], float(cached["seconds"]), int(cached["evaluations"]), True
-        method = quality.fsdiff_method(self.pipe, steps, self.seed)
-        before = self.evaluations
-        fused, seconds = quality.timed(method, example.infrared_lr, example.visible_lr, example.scale)
-        evaluations = self.evaluations - before
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, fused=fused, seconds=seconds, evaluations=evaluations)
-        return fused, seconds, evaluations, False
-
-    def run(self, label: str, steps: int, examples: dict[str, protocol.ProtocolPair]) -> SweepRun:
-        """`label` with `steps` steps on every pair of `examples` (name -> pair), averaged."""
-        rows, seconds, evaluations, cached = [], [], [], 0
-        for name, example in examples.items():
-            fused, elapsed, count, hit = self.sample(label, steps, name, example)
-            rows.append(quality.score(fused, example.infrared, example.visible, METRICS))
-            seconds.append(elapsed)
-            evaluations.append(count)
-            cached += hit
-        return SweepRun(
-            label, steps, quality.mean_scores(rows), float(np.mean(seconds)), float(np.mean(evaluations)), cached
-        )
-
-
-def load_examples(
-    dataset: str, limit: int | None, crop: int | None, scale: int
-) -> dict[str, protocol.ProtocolPair]:
-    """The first `limit` test pairs of `dataset`, centre-cropped to `crop`, as protocol pairs at `scale`, by name."""
-    pairs = quality.split_pairs(dataset, quality.split_stems()[dataset], limit)
-    return {
-        f"{dataset}/{pair.stem}/crop{crop}/x{scale}": protocol.make_pair(*quality.load_sources(pair, crop), scale)
-        for pair in pairs
-    }
-
-
-# ----------------------------------------------------------------------------- report
 def sweep_table(runs: Sequence[SweepRun], reference: SweepRun, names: Sequence[str] = METRICS) -> str:
     """A row per run: U-Net evaluations, s/image, each of `names` with its relative difference to `reference`, the
     worst difference of the target metrics (the judged ones); the reference first."""
@@ -366,7 +224,6 @@ def section(
     return "\n\n".join(part for part in parts if part)
 
 
-# ----------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
