@@ -283,3 +283,10 @@ def test_interrupted_save_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         outputs.save_image(PIL.Image.new("L", (4, 4)), tmp_path / "fused.png")
     assert os.listdir(tmp_path) == []
+
+
+def test_readme_lists_every_case():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## When something is wrong") :]
+    missing = [case.name for case in CLI_CASES + API_CASES if case.name.split(" ", 1)[1] not in table]
+    assert not missing, f"add these cases to the README's errors table: {missing}"
