@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .fusion import filters
+from . import filters
 from .image_processor import resize
 
 
@@ -60,7 +60,7 @@ def bicubic_downscale(hr: torch.Tensor, scale: float) -> torch.Tensor:
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of `image` `(B, C, H, W)`, radius `ceil(3 sigma)`, the borders of
-    [`fusion.filters`]; 0 is a no-op."""
+    [`filters`]; 0 is a no-op."""
     if sigma <= 0:
         return image
     return filters.gaussian_blur(image, math.ceil(3 * sigma), sigma)

@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from .fusion.filters import gaussian_blur
+from .filters import gaussian_blur
 
 HIDDEN_WARM_OBJECTS: dict[str, tuple[float, float, float, float]] = {
     "person in smoke": (0.605, 0.50, 0.675, 0.72),

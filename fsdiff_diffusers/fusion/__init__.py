@@ -8,7 +8,7 @@ fused = fuse(infrared, visible, method="gff")  # or "laplacian", "mean", "max"
 ```
 """
 
-from .filters import box_filter
+from ..filters import box_filter
 from .guided_filtering import guided_filter, guided_filter_fusion
 from .methods import FUSION_METHODS, fuse
 from .pyramid import laplacian_pyramid, laplacian_pyramid_fusion, reconstruct_laplacian_pyramid

@@ -15,7 +15,7 @@ before normalising, so every fused pixel is a convex combination of the sources'
 
 import torch
 
-from .filters import box_filter, gaussian_blur, laplacian
+from ..filters import box_filter, gaussian_blur, laplacian
 from .validation import check_pair, working_dtype
 
 _CPU_CHUNK_PIXELS = 2**17

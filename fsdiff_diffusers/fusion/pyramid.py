@@ -14,7 +14,7 @@ gets none, and its fusion is the average of the sources.
 
 import torch
 
-from .filters import separable_filter
+from ..filters import separable_filter
 from .validation import check_image, check_pair, working_dtype
 
 BINOMIAL_KERNEL = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)

@@ -1,4 +1,5 @@
-"""Input checking shared by the metrics: arrays or tensors in, float64 grey planes out.
+"""Input checking shared by the metrics: arrays or tensors in, float64 grey planes out; and the planes filtered with
+`fsdiff_diffusers.filters` (the one filter set of the package), as numpy arrays.
 
 Every metric is defined on one grey plane. Colour images (``(H, W, 3)``, channels-last for numpy
 arrays *and* torch tensors) are evaluated per channel and the values averaged, as VIFB does. A grey
@@ -6,11 +7,13 @@ source next to a colour fused image is used for every channel; a colour source n
 image is turned grey with MATLAB's ``rgb2gray`` weights (what VIFB does in that case).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 import torch
+
+from ..filters import separable_filter, sobel
 
 ImageLike = np.ndarray | torch.Tensor
 """An image in the 0..255 range: ``(H, W)`` or ``(H, W, C)`` with C = 1 or 3, numpy or torch."""
@@ -87,3 +90,21 @@ def require_size(plane: np.ndarray, min_size: int, metric: str) -> None:
     """Raise a `ValueError` when `plane` is smaller than ``min_size x min_size`` for `metric`."""
     if min(plane.shape) < min_size:
         raise ValueError(f"{metric} needs images of at least {min_size}x{min_size} pixels, got {plane.shape}")
+
+
+def _tensor(plane: np.ndarray) -> torch.Tensor:
+    """A float64 tensor sharing `plane`'s memory (a C-contiguous, writable copy first where it is neither)."""
+    return torch.from_numpy(np.require(plane, np.float64, ["C", "W"]))
+
+
+def filter_plane(plane: np.ndarray, kernel: Sequence[float], border: str = "valid") -> np.ndarray:
+    """`filters.separable_filter` of a float64 plane, as a new array: `border="valid"` is MATLAB's
+    ``filter2(outer(kernel, kernel), plane, 'valid')`` (``(H - n + 1, W - n + 1)`` for an n-tap kernel),
+    ``"symmetric"`` keeps the size (scipy.ndimage's mode "reflect")."""
+    return separable_filter(_tensor(plane), kernel, border=border).numpy()
+
+
+def sobel_plane(plane: np.ndarray, border: str) -> tuple[np.ndarray, np.ndarray]:
+    """`filters.sobel` of a float64 plane, as two new arrays ``(gx, gy)`` (right minus left, bottom minus top)."""
+    gx, gy = sobel(_tensor(plane), border)
+    return gx.numpy(), gy.numpy()

@@ -4,8 +4,7 @@ per-source terms Q_ir and Q_vi (`edge_transfer`), and Nabf."""
 
 import numpy as np
 
-from ._filters import sobel
-from ._images import Convention, ImageLike, channel_mean, check_convention
+from ._images import Convention, ImageLike, channel_mean, check_convention, sobel_plane
 
 
 def _spatial_frequency_plane(plane: np.ndarray, convention: Convention) -> float:
@@ -84,7 +83,7 @@ def _qabf_edges(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     MATLAB's ``conv2(p, h3, 'same')`` flips the kernel, so its x response is ``-gx``; the angle is
     ``atan(SAy / SAx)`` (not atan2) and pi/2 wherever ``SAx == 0`` (``atan(inf)`` here).
     """
-    gx, gy = sobel(plane, mode="constant")
+    gx, gy = sobel_plane(plane, border="zeros")
     np.negative(gx, out=gx)
     angle = np.divide(gy, gx, out=np.full_like(gx, np.inf), where=gx != 0)
     return _edge_strength(gx, gy), np.arctan(angle, out=angle)
@@ -188,7 +187,7 @@ def _nabf_edges(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength and orientation as in Kumar's ``objective_fusion_perform_fn.m``: Sobel / 8 on a
     mirror-extended image, orientation ``atan(gx / gy)`` (Kumar's ``atan(gv / gh)``: horizontal over
     vertical derivative; +-pi/2 where ``gy = 0``), 0 where both responses vanish."""
-    gx, gy = sobel(plane, mode="reflect")
+    gx, gy = sobel_plane(plane, border="reflect")
     gx /= 8
     gy /= 8
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -5,13 +5,12 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from scipy import ndimage
 
-from ._filters import filter_valid, gaussian_window
-from ._images import Convention, ImageLike, channel_mean, check_convention, require_size
+from ..filters import gaussian_kernel
+from ._images import Convention, ImageLike, channel_mean, check_convention, filter_plane, require_size
 
 _K1, _K2 = 0.01, 0.03
-_WINDOW = gaussian_window(11, 1.5)
+_WINDOW = gaussian_kernel(5, 1.5)  # MATLAB's fspecial('gaussian', 11, 1.5) is outer(_WINDOW, _WINDOW)
 _MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 Moments = tuple[np.ndarray, np.ndarray]
@@ -30,11 +29,12 @@ class _SSIMSettings:
 
 _SSIM_SETTINGS = {
     # metricsSsim.m: fspecial('gaussian', 11, 1.5), filter2(..., 'valid'), L = 255.
-    "vifb": _SSIMSettings(partial(filter_valid, window=_WINDOW), len(_WINDOW), 255.0, 1.0, 0),
+    "vifb": _SSIMSettings(partial(filter_plane, kernel=_WINDOW), len(_WINDOW), 255.0, 1.0, 0),
     # CDDFuse calls scikit-image's structural_similarity on float32 images without `data_range`;
     # scikit-image <= 0.19 then took the float dtype range -1..1, i.e. L = 2. Its defaults: 7x7 uniform
-    # window with reflected borders, sample covariances, a 3-pixel border left out of the mean.
-    "cddfuse": _SSIMSettings(partial(ndimage.uniform_filter, size=7), 7, 2.0, 49 / 48, 3),
+    # window with reflected borders (scipy.ndimage.uniform_filter: half-sample symmetric), sample covariances, a
+    # 3-pixel border left out of the mean.
+    "cddfuse": _SSIMSettings(partial(filter_plane, kernel=[1 / 7] * 7, border="symmetric"), 7, 2.0, 49 / 48, 3),
 }
 
 

@@ -4,22 +4,22 @@ import math
 
 import numpy as np
 
-from ._filters import filter_valid, gaussian_window
-from ._images import ImageLike, channel_mean, require_size
+from ..filters import gaussian_kernel
+from ._images import ImageLike, channel_mean, filter_plane, require_size
 
 _NOISE_VARIANCE = 2.0  # sigma_n^2 of the HVS noise model
 _EPS = 1e-10
 _LN10 = math.log(10)
 # Scale s = 1..4 uses an N = 2^(5-s) + 1 tap Gaussian window with sigma N / 5.
-_WINDOWS = [gaussian_window(2 ** (5 - scale) + 1, (2 ** (5 - scale) + 1) / 5) for scale in range(1, 5)]
+_WINDOWS = [gaussian_kernel(2 ** (4 - scale), (2 ** (5 - scale) + 1) / 5) for scale in range(1, 5)]
 # Smallest side that leaves a 3x3 window room at the coarsest scale.
 _MIN_SIZE = 41
 
 
 def _local_moments(image: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Local mean and variance (clipped at 0) of `image`, 'valid' region."""
-    mean = filter_valid(image, window)
-    variance = filter_valid(image * image, window)
+    mean = filter_plane(image, window)
+    variance = filter_plane(image * image, window)
     variance -= mean * mean
     return mean, np.maximum(variance, 0, out=variance)
 
@@ -33,7 +33,7 @@ def _information(
     The reference's variance in `moments_r` is overwritten.
     """
     (mean_r, var_r), (mean_d, var_d) = moments_r, moments_d
-    covariance = filter_valid(reference * distorted, window)
+    covariance = filter_plane(reference * distorted, window)
     covariance -= mean_r * mean_d
 
     gain = covariance / (var_r + _EPS)
@@ -69,7 +69,7 @@ def _vif_plane(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     numerators, denominators = [0.0, 0.0], [0.0, 0.0]
     for scale, window in enumerate(_WINDOWS):
         if scale > 0:
-            images = tuple(filter_valid(image, window)[::2, ::2] for image in images)
+            images = tuple(filter_plane(image, window)[::2, ::2] for image in images)
         moments_f = _local_moments(images[0], window)
         for index, source in enumerate(images[1:]):
             numerator, denominator = _information(source, images[0], _local_moments(source, window), moments_f, window)
