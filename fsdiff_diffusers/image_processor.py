@@ -8,6 +8,11 @@ the fused luminance back into PIL images, numpy arrays or tensors, re-attaching 
 
 Layout conventions follow diffusers: numpy arrays are channels-last (``(H, W)``, ``(H, W, C)`` or
 ``(1, H, W, C)``), torch tensors are channels-first (``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)``).
+
+Resizing (`resize`) is torch's bicubic (a = -0.75, float), the one the shipped models were trained with. The
+evaluation protocol keeps PIL's (a = -0.5, 8 bits between passes) for its LR inputs and "bicubic + X" baselines,
+because DESIGN.md's reference numbers were made with it; the two differ by up to 23 grey levels on real x4 inputs
+(measured, with the reason for keeping both, in `fsdiff_diffusers.protocol`).
 """
 
 import math
@@ -229,6 +234,11 @@ def _check_size_hw(size: Sequence[int], what: str, minimum: tuple[int, int] = (1
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize (`align_corners=False`, antialiased when downscaling), clamped to `[0, 1]`.
+
+    torch's bicubic (a = -0.75, in float), not PIL's (a = -0.5, 8 bits between passes) that `protocol` uses for the
+    LR inputs and the "bicubic + X" baselines: the shipped models were trained on conditions upsampled by this one, and
+    the baselines must keep PIL's to reproduce DESIGN.md's reference rows (see `fsdiff_diffusers.protocol`, "Why two
+    bicubic upsamplers": they differ by up to 23 grey levels on real x4 inputs, 29 on noise).
 
     Args:
         x (`torch.Tensor` of shape `(B, C, h, w)`): float images in `[0, 1]`.

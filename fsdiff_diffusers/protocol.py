@@ -6,6 +6,15 @@ images); the LR inputs are their PIL bicubic downscales. A method turns the two 
 HR-size fused image, which is judged with `fsdiff_diffusers.metrics` against the two HR sources.
 PIL's bicubic filter is used throughout because the project's reference numbers were made with it.
 
+Why two bicubic upsamplers. The pipeline upsamples its conditions with torch (`image_processor.resize`), and the two
+differ: PIL is Keys' cubic with a = -0.5, rounded to 8 bits between its horizontal and vertical passes, with its own
+border weights; torch's is a = -0.75 in float (OpenCV's choice). On uniform noise they differ by up to 29 grey levels
+(64x64 upscaled x4; mean 4.1); on the TNO test pairs' x4 LR inputs by up to 23 (mean 0.47). One upsampler would
+either move the baselines or the models: "bicubic + X" with torch's upsampling moves the TNO x4 reference rows of
+DESIGN.md by up to 3.6 % (AG, Qabf; PIL reproduces them within 0.25 %, the check allows 0.5 %), and the shipped models
+were trained on torch-upsampled conditions (`training/dataset.py`), which PIL's softer kernel and 8-bit rounding
+would change. So the protocol (LR inputs, baselines, HKDnet references) keeps PIL and the pipeline keeps torch.
+
 Images are numpy arrays of shape ``(H, W)``, dtype uint8 (0..255), ready for the metrics.
 
 ```py
