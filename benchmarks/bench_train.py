@@ -1,10 +1,16 @@
-"""Training throughput of `training/train_fsdiff.py` on CPU: samples per second and peak memory.
+"""Training throughput of `training/train_fsdiff.py` on CPU, side by side: what each speed option buys, and the
+adopted recipe against today's defaults at equal samples (speed and loss).
 
-The real script runs twice in fresh subprocesses on the train split of `../shared/data`, once for `--steps` and once
-for `2 * --steps` optimisation steps; the difference of the two wall times is the cost of `--steps` steps, free of
-start-up, data indexing and the final `save_pretrained`. Peak memory is the larger child's peak resident set.
+1. Step cost of each option: the real script runs in fresh subprocesses for `--steps` and `2 * --steps` optimisation
+   steps; the difference of the two wall times is the cost of `--steps` steps, free of start-up, data indexing,
+   compilation and the final save. Peak memory is the larger child's peak resident set.
+2. End to end: today's defaults (float32, files decoded every time) and the adopted recipe (`RECIPE`) each train
+   `--long_steps` steps from the same seed; their tensorboard logs give the steady-state seconds per step (from wall
+   times, after the first epoch so that the cache is warm) and the loss curve, so that the speed-up is quoted at
+   equal loss after the same number of samples.
 
-Usage: python benchmarks/bench_train.py [--resolution 128] [--batch_size 16] [--steps 4] [--threads 2] [--no-write]
+Usage: python benchmarks/bench_train.py [--resolution 128] [--batch_size 16] [--steps 4] [--long_steps 100]
+       [--threads 2] [--no-write]
 """
 
 import argparse
@@ -15,32 +21,77 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from results import machine_description, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "data"
 
+OPTIONS = {
+    "float32 (today's default)": [],
+    "float32 + gradient checkpointing": ["--gradient_checkpointing"],
+    "bf16 autocast": ["--mixed_precision", "bf16"],
+    "bf16 + channels_last": ["--mixed_precision", "bf16", "--channels_last"],
+    "bf16 + channels_last, 96x96 crops": ["--mixed_precision", "bf16", "--channels_last", "--resolution", "96"],
+    "bf16 + channels_last, 1 thread": ["--mixed_precision", "bf16", "--channels_last", "THREADS=1"],
+}
+"""Step-cost configurations: label -> extra flags of the training script (`THREADS=N` sets its thread count)."""
 
-def run_training(steps: int, args: argparse.Namespace, extra: list[str]) -> tuple[float, float]:
+RECIPE = ["--mixed_precision", "bf16", "--channels_last", "--cache_images"]
+"""The adopted speed flags (the end-to-end comparison's second run)."""
+
+
+def training_command(output_dir: str, steps: int, args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The training script's command line for `steps` steps of the benchmark's model, data and crop size."""
+    return [
+        sys.executable, str(ROOT / "training" / "train_fsdiff.py"),
+        "--train_data_dir", str(DATA_DIR), "--output_dir", output_dir,
+        "--resolution", str(args.resolution), "--train_batch_size", str(args.batch_size),
+        "--max_train_steps", str(steps), "--checkpointing_steps", "1000000",
+        "--lr_warmup_steps", "0", "--seed", "0", *extra,
+    ]  # fmt: skip
+
+
+def run_training(steps: int, args: argparse.Namespace, extra: list[str], output_dir: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one training run of `steps` steps in a fresh subprocess."""
-    with tempfile.TemporaryDirectory() as output_dir:
-        command = [
-            sys.executable, str(ROOT / "training" / "train_fsdiff.py"),
-            "--train_data_dir", str(DATA_DIR), "--output_dir", output_dir,
-            "--resolution", str(args.resolution), "--train_batch_size", str(args.batch_size),
-            "--max_train_steps", str(steps), "--checkpointing_steps", "1000000", "--report_to", "none",
-            "--lr_warmup_steps", "0", "--seed", "0", *extra,
-        ]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        log = Path(output_dir) / "stderr.log"
-        with log.open("w") as stderr:
-            start = time.perf_counter()
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"training failed:\n{log.read_text()[-3000:]}")
+    threads = next((flag.removeprefix("THREADS=") for flag in extra if flag.startswith("THREADS=")), args.threads)
+    command = training_command(output_dir, steps, args, [flag for flag in extra if not flag.startswith("THREADS=")])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    log = Path(output_dir) / "stderr.log"
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with log.open("w") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"training failed:\n{log.read_text()[-3000:]}")
     return seconds, usage.ru_maxrss / 1024
+
+
+def step_cost(args: argparse.Namespace, extra: list[str]) -> tuple[float, float]:
+    """Seconds per step (difference of a `--steps` and a `2 * --steps` run) and the longer run's peak RSS (MiB)."""
+    with tempfile.TemporaryDirectory() as short_dir, tempfile.TemporaryDirectory() as long_dir:
+        short, _ = run_training(args.steps, args, [*extra, "--report_to", "none"], short_dir)
+        long, peak = run_training(2 * args.steps, args, [*extra, "--report_to", "none"], long_dir)
+    return (long - short) / args.steps, peak
+
+
+def logged_run(args: argparse.Namespace, extra: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Train `--long_steps` steps with tensorboard logging; the wall time and total loss of every step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        run_training(args.long_steps, args, [*extra, "--report_to", "tensorboard"], output_dir)
+        events = next(Path(output_dir, "logs").rglob("events.out.tfevents.*")).parent
+        scalars = EventAccumulator(str(events)).Reload().Scalars("loss/total")
+    return np.array([s.wall_time for s in scalars]), np.array([s.value for s in scalars])
+
+
+def loss_bins(losses: np.ndarray, bins: int) -> list[float]:
+    """Mean loss of `bins` equal runs of consecutive steps."""
+    return [float(part.mean()) for part in np.array_split(losses, bins)]
 
 
 def main() -> None:
@@ -48,34 +99,64 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128, help="HR crop side (the script's default)")
     parser.add_argument("--batch_size", type=int, default=16, help="crops per step (the script's default)")
     parser.add_argument("--steps", type=int, default=4, help="steps of the short run; the long run does twice as many")
+    parser.add_argument("--long_steps", type=int, default=100, help="steps of each end-to-end run (several epochs)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     if not DATA_DIR.is_dir():
         sys.exit(f"the shared data folder is missing: {DATA_DIR}")
 
-    rows = []
-    for label, extra in (("float32", []), ("float32 + gradient checkpointing", ["--gradient_checkpointing"])):
-        short, _ = run_training(args.steps, args, extra)
-        long, peak = run_training(2 * args.steps, args, extra)
-        per_step = (long - short) / args.steps
-        rows.append([label, f"{per_step:.2f}", f"{args.batch_size / per_step:.2f}", f"{peak:.0f}"])
+    rows, baseline = [], None
+    for label, extra in OPTIONS.items():
+        per_step, peak = step_cost(args, extra)
+        baseline = baseline or per_step
+        rows.append([label, f"{per_step:.2f}", f"{args.batch_size / per_step:.2f}", f"{baseline / per_step:.2f}x",
+                     f"{peak:.0f}"])  # fmt: skip
         print(rows[-1], flush=True)
 
-    table = markdown_table(["configuration", "s/step", "samples/s", "peak RSS MiB"], rows)
+    epoch_steps = -(-297 // args.batch_size)  # the train split's 297 pairs
+    curves = {}
+    for label, extra in (("float32, decoding every time (today)", []), ("recipe: " + " ".join(RECIPE), RECIPE)):
+        wall, losses = logged_run(args, extra)
+        steady = np.diff(wall[epoch_steps:]).mean()  # after the first epoch: warm cache, no start-up
+        curves[label] = (steady, losses)
+        print(label, f"{steady:.3f} s/step", flush=True)
+    (today_step, today_losses), (recipe_step, recipe_losses) = curves.values()
+    bins = 4
+    edges = [f"{part[0] + 1}-{part[-1] + 1}" for part in np.array_split(np.arange(args.long_steps), bins)]
+    loss_rows = [
+        [label, f"{step:.2f}", f"{args.batch_size / step:.2f}", *(f"{value:.4f}" for value in loss_bins(losses, bins))]
+        for label, (step, losses) in curves.items()
+    ]
+    speedup = today_step / recipe_step
+
     body = f"""## Training throughput (`bench_train.py`)
 
 Command: `python benchmarks/bench_train.py --resolution {args.resolution} --batch_size {args.batch_size} \
---steps {args.steps} --threads {args.threads}`
+--steps {args.steps} --long_steps {args.long_steps} --threads {args.threads}`
 
-Machine: {machine_description()}; the training process ran with {args.threads} threads.
+Machine: {machine_description()}; each training process ran with {args.threads} threads, one at a time.
 
 `training/train_fsdiff.py` with its default model (`FSDiffUNet2DModel()`-size U-Net, `ClarityMambaEncoder()`-size
 encoder), {args.resolution}x{args.resolution} HR crops, batch {args.batch_size}, on the train split of
-`../shared/data`; time per step from the difference of a {args.steps}-step and a {2 * args.steps}-step run (start-up
-and the final save cancel out). Peak RSS: the largest resident set of the longer run's process (`os.wait4`).
+`../shared/data`.
 
-{table}
+Step cost of each option (the difference of a {args.steps}-step and a {2 * args.steps}-step run: start-up, data
+indexing, compilation and the final save cancel out; peak RSS of the longer run). Smaller crops give more samples
+per second but each sample holds fewer pixels, so that row is not compared at equal loss; one thread is the cost of
+each of two runs (or data-parallel processes) sharing the two cores:
+
+{markdown_table(["configuration", "s/step", "samples/s", "vs float32", "peak RSS MiB"], rows)}
+
+End to end, {args.long_steps} steps from the same seed ({args.long_steps * args.batch_size} samples, about
+{args.long_steps / epoch_steps:.1f} epochs): seconds per step in the steady state (after the first epoch, from the
+logs' wall times) and the mean training loss over the steps of each quarter (steps {", ".join(edges)}):
+
+{markdown_table(["run", "s/step", "samples/s", *(f"loss {edge}" for edge in edges)], loss_rows)}
+
+The recipe is **{speedup:.2f}x** today's samples per second; its loss after the same samples is within
+{max(abs(a - b) / b for a, b in zip(loss_bins(recipe_losses, bins), loss_bins(today_losses, bins))) * 100:.1f} % of
+today's in every quarter.
 """
     print(body)
     if not args.no_write:

@@ -359,3 +359,14 @@ def test_clarity_check_of_a_saved_pipeline(tmp_path, capsys):
     with pytest.raises(ValueError, match="smaller than --crop 64"):
         clarity_check.main(["--model", str(tmp_path / "pipe"), "--infrared_dir", str(data / "ir"),
                             "--visible_dir", str(data / "vi"), "--crop", "64"])  # fmt: skip
+
+
+def test_speed_flags_channels_last_bf16_and_compile(tmp_path):
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    args = train_args(data, tmp_path / "out", "--max_train_steps", "2", "--channels_last", "--mixed_precision", "bf16",
+                      "--cache_images")  # fmt: skip
+    main(args)
+    assert FSDiffPipeline.from_pretrained(tmp_path / "out").unet.conv_out.weight.is_contiguous()  # saved as usual
+    AcceleratorState._reset_state(True)  # the state is a singleton: the next Accelerator sets it anew
+    compiled = train_fsdiff.Trainer(train_args(data, tmp_path / "c", "--torch_compile"))
+    assert compiled.accelerator.state.dynamo_plugin.backend.value.lower() == "inductor"  # compiled in prepare()

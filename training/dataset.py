@@ -11,9 +11,9 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import PIL.Image
 import torch

@@ -1,0 +1,99 @@
+"""End-to-end fusion speed of the shipped models at their default settings on CPU: seconds per output megapixel.
+
+One pipeline call as a user makes it (`pipe(infrared, visible, scale=4)`: the model's registered default steps and
+scheduler, image loading excluded, colour handling and output conversion included), in float32 and in bfloat16, on
+one CPU thread (`torch.set_num_threads(1)`) unless `--threads` says otherwise. Each size is timed `--repeats` times
+after a warm-up call; the table gives the median. Inputs are real TNO pair 01 (downscaled to the input size) where
+`../shared/data` is present, else the synthetic example pair.
+
+For scale: a single-pass fusion CNN such as SeAFusion takes about 5.4 s per output megapixel on this kind of CPU
+(issue 10's figure, the target FS-Diff's default settings should meet: at most 6 s/MP).
+
+Usage: python benchmarks/bench_fuse.py [--sizes 160x120 320x240] [--scale 4] [--repeats 3] [--threads 1] [--no-write]
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import PIL.Image
+import torch
+
+from fsdiff_diffusers import SHIPPED_MODELS
+from fsdiff_diffusers.example_pair import example_pair
+from fsdiff_diffusers.loading import load_pipeline
+from results import machine_description, markdown_table, write_section
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+TARGET = 6.0
+"""Seconds per output megapixel the default settings should stay under."""
+
+
+def input_pair(width: int, height: int) -> tuple[PIL.Image.Image, PIL.Image.Image]:
+    """TNO pair 01 resized to `width` x `height` (bicubic), or the synthetic example pair of that size."""
+    paths = [DATA_DIR / "TNO" / folder / "01.png" for folder in ("ir", "vi")]
+    if all(path.is_file() for path in paths):
+        return tuple(PIL.Image.open(path).resize((width, height), PIL.Image.BICUBIC) for path in paths)
+    return example_pair(width, height)
+
+
+def seconds_per_call(pipe, infrared, visible, scale: float, repeats: int) -> float:
+    """Median wall seconds of `pipe(infrared, visible, scale=scale)` over `repeats` calls after one warm-up call."""
+    pipe(infrared, visible, scale=scale, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pipe(infrared, visible, scale=scale, generator=torch.Generator().manual_seed(0))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS))
+    parser.add_argument("--sizes", nargs="+", default=["160x120", "320x240"], help="input sizes WxH")
+    parser.add_argument("--scale", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for model in args.models:
+        for dtype in ("float32", "bfloat16"):
+            pipe = load_pipeline(model, "cpu", dtype)
+            pipe.set_progress_bar_config(disable=True)
+            steps, scheduler = pipe.default_num_inference_steps, type(pipe.scheduler).__name__
+            for size in args.sizes:
+                width, height = (int(side) for side in size.split("x"))
+                infrared, visible = input_pair(width, height)
+                seconds = seconds_per_call(pipe, infrared, visible, args.scale, args.repeats)
+                megapixels = round(width * args.scale) * round(height * args.scale) / 1e6
+                rows.append([model, dtype, f"{steps} ({scheduler})", f"{size} -> x{args.scale:g}",
+                             f"{megapixels:.2f}", f"{seconds:.2f}", f"{seconds / megapixels:.2f}"])  # fmt: skip
+                print(rows[-1], flush=True)
+    worst = max(float(row[-1]) for row in rows)
+    headers = ["model", "dtype", "default steps (scheduler)", "input", "output MP", "s / call", "s / output MP"]
+    body = f"""## End-to-end fusion speed at the default settings (`bench_fuse.py`)
+
+Command: `python benchmarks/bench_fuse.py --sizes {" ".join(args.sizes)} --scale {args.scale:g} \
+--repeats {args.repeats} --threads {args.threads}`
+
+Machine: {machine_description()}.
+
+One `pipe(infrared, visible, scale={args.scale:g})` call at the model's registered defaults (median of {args.repeats}
+after a warm-up), loading excluded. Target: at most {TARGET:g} s per output megapixel (a single-pass fusion CNN such
+as SeAFusion takes about 5.4 s/MP on this kind of CPU). Slowest row: {worst:.2f} s/MP, target
+{"met" if worst <= TARGET else "MISSED"}.
+
+{markdown_table(headers, rows)}
+"""
+    print(body)
+    if not args.no_write:
+        write_section("fuse_speed", body)
+
+
+if __name__ == "__main__":
+    main()
