@@ -51,7 +51,9 @@ def seconds_per_call(pipe, infrared, visible, scale: float, repeats: int) -> flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=list(SHIPPED_MODELS), help="shipped model names, folders or Hub ids"
+    )
     parser.add_argument("--sizes", nargs="+", default=["160x120", "320x240"], help="input sizes WxH")
     parser.add_argument("--scale", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)

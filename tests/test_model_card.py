@@ -176,7 +176,8 @@ def test_export_writes_the_card_of_the_checkpoint_and_its_copy(run, tmp_path):
     (tmp_path / "data.md").write_text("The train split of MSRS (MIT licence).")
     export("--checkpoint", str(run / "out" / "checkpoint-1"), "--output_dir", str(tmp_path / "pipe"),
            "--repo_id", "org/fsdiff-ir-vis", "--evaluation", str(tmp_path / "scores.md"),
-           "--training_data", str(tmp_path / "data.md"), "--card_copy", str(tmp_path / "model_card.md"))  # fmt: skip
+           "--training_data", str(tmp_path / "data.md"), "--card_copy", str(tmp_path / "model_card.md"),
+           "--default_steps", "2")  # fmt: skip
 
     readme = (tmp_path / "pipe" / "README.md").read_text()
     assert (tmp_path / "model_card.md").read_text() == readme
@@ -185,7 +186,9 @@ def test_export_writes_the_card_of_the_checkpoint_and_its_copy(run, tmp_path):
     assert "Steps: 1; effective batch size 2" in text and "MSE loss on the U-Net's `v_prediction` prediction" in text
     assert f"Data: `{run / 'data'}`" in text and "Compute: 1 x " in text
     assert EVALUATION in text and "The train split of MSRS (MIT licence)." in text
-    assert FSDiffPipeline.from_pretrained(tmp_path / "pipe").unet.config.prediction_type == "v_prediction"
+    exported = FSDiffPipeline.from_pretrained(tmp_path / "pipe")
+    assert exported.unet.config.prediction_type == "v_prediction" and exported.default_num_inference_steps == 2
+    assert "2 steps by default" in text
 
 
 def test_export_without_training_args_or_without_card(run, tmp_path):

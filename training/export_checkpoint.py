@@ -34,6 +34,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="Where to write the pipeline.")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="Dtype of the saved weights.")
     parser.add_argument("--no_ema", action="store_true", help="Export the raw weights even if EMA copies exist.")
+    parser.add_argument(
+        "--default_steps",
+        type=int,
+        default=None,
+        help="Register the pipeline's default_num_inference_steps (choose it on the validation split).",
+    )
     card = parser.add_argument_group("model card")
     card.add_argument("--no_card", action="store_true", help="Write no README.md model card.")
     card.add_argument(
@@ -94,6 +100,7 @@ def export_checkpoint(
     evaluation: str | None = None,
     training_data: str | None = None,
     limitations: str | None = None,
+    default_steps: int | None = None,
 ) -> FSDiffPipeline:
     r"""
     Build the pipeline of `checkpoint`, save it to `output_dir` in `dtype` and return it.
@@ -106,11 +113,12 @@ def export_checkpoint(
         card (`bool`, defaults to `True`): Also write the model card `README.md` into `output_dir`.
         repo_id (`str`, *optional*): The name the card uses for the model; defaults to the name of `output_dir`.
         evaluation, training_data, limitations (`str`, *optional*): Markdown for those sections of the card.
+        default_steps (`int`, *optional*): The pipeline's registered `default_num_inference_steps`.
     """
     unet = load_component(checkpoint, "unet", FSDiffUNet2DModel, use_ema)
     encoder = load_component(checkpoint, "clarity_encoder", ClarityMambaEncoder, use_ema)
     prediction_type = unet.config.prediction_type
-    pipeline = FSDiffPipeline.from_models(unet, encoder)
+    pipeline = FSDiffPipeline.from_models(unet, encoder, default_num_inference_steps=default_steps)
     pipeline.to(dtype=dtype)
     pipeline.save_pretrained(output_dir)
     if card:
@@ -136,6 +144,7 @@ def main(args: argparse.Namespace) -> None:
         use_ema=not args.no_ema,
         card=not args.no_card,
         repo_id=args.repo_id,
+        default_steps=args.default_steps,
         **sections,
     )
     print(f"Saved the pipeline of {args.checkpoint} to {args.output_dir}")
