@@ -5,6 +5,7 @@ memory and step counts in `checks.py` (`FSDiffChecksMixin`). Saved pipelines nam
 """
 
 import inspect
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +48,9 @@ def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepSch
         prediction_type=prediction_type,
     )
 
+
+NUMPY_ARRAY_NOTICE = "__array__ implementation doesn't accept a copy keyword"
+"""The DeprecationWarning numpy 2 gives when diffusers' `set_timesteps` converts a torch tensor (not our code)."""
 
 FALLBACK_NUM_INFERENCE_STEPS = 10
 """Steps of a pipeline whose config registers no `default_num_inference_steps` (folders saved before it existed)."""
@@ -251,7 +255,9 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         device = self._execution_device
         dtype = self.unet.dtype
         self.check_output_size(inputs.size, (height, width), batch_size, device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        with warnings.catch_warnings():  # diffusers' schedulers call np.array on torch tensors: numpy 2's notice
+            warnings.filterwarnings("ignore", message=NUMPY_ARRAY_NOTICE, category=DeprecationWarning)
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
         self.check_timesteps(num_inference_steps)
 
         # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once.
