@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from fsdiff_diffusers import FSDiffPipeline
+from fsdiff_diffusers.fusion import FUSION_METHODS
 
 from .conftest import tiny_pipeline, tiny_unet
 
@@ -370,3 +371,13 @@ def test_speed_flags_channels_last_bf16_and_compile(tmp_path):
     AcceleratorState._reset_state(True)  # the state is a singleton: the next Accelerator sets it anew
     compiled = train_fsdiff.Trainer(train_args(data, tmp_path / "c", "--torch_compile"))
     assert compiled.accelerator.state.dynamo_plugin.backend.value.lower() == "inductor"  # compiled in prepare()
+
+
+def test_teacher_check_scores_every_rule_as_baseline_and_teacher(data_dir, capsys):
+    from training import teacher_check
+
+    scores = teacher_check.main(["--data_dir", str(data_dir), "--limit", "1", "--crop", "64"])
+    assert {rule for _, rule in scores} == set(FUSION_METHODS) and len(scores) == 2 * len(FUSION_METHODS)
+    teacher, baseline = scores["rule on HR (teacher)", "max"], scores["bicubic + rule", "max"]
+    assert teacher["Qabf"] > baseline["Qabf"] and teacher["SF"] > baseline["SF"]  # HR detail the LR pair lacks
+    assert "| rule on HR (teacher) | laplacian_max |" in capsys.readouterr().out
