@@ -49,7 +49,7 @@ def seconds_per_call(pipe, infrared, visible, scale: float, repeats: int) -> flo
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[list[str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models", nargs="+", default=list(SHIPPED_MODELS), help="shipped model names, folders or Hub ids"
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     rows = []
@@ -95,6 +95,7 @@ as SeAFusion takes about 5.4 s/MP on this kind of CPU). Slowest row: {worst:.2f}
     print(body)
     if not args.no_write:
         write_section("fuse_speed", body)
+    return rows
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from fsdiff_diffusers import FSDiffPipeline
+
 from .conftest import DATA_DIR, tiny_pipeline
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -338,3 +340,16 @@ def test_validation_split_prints_and_saves_json_but_never_writes_the_report(tmp_
     assert set(saved["means"]["TNO_extra"]["4"]) == {"bicubic + max", "bicubic + laplacian_max"}
     assert not (tmp_path / "RESULTS.md").exists()
     assert not set(quality.split_stems("validation")) & set(quality.split_stems("test"))
+
+
+def test_bench_fuse_times_the_default_settings_in_both_dtypes(tiny_pipeline_dir, capsys):
+    import bench_fuse
+
+    pipe = FSDiffPipeline.from_pretrained(tiny_pipeline_dir)
+    pipe.register_to_config(default_num_inference_steps=2)
+    folder = tiny_pipeline_dir.parent / "two_steps"
+    pipe.save_pretrained(folder)
+    rows = bench_fuse.main(["--models", str(folder), "--sizes", "16x12", "--repeats", "1", "--no-write"])
+    assert [row[1] for row in rows] == ["float32", "bfloat16"] and rows[0][2].startswith("2 (")
+    assert rows[0][4] == f"{64 * 48 / 1e6:.2f}" and float(rows[0][-1]) > 0
+    assert "s / output MP" in capsys.readouterr().out
