@@ -1,7 +1,8 @@
-"""Hub round trips of `FSDiffPipeline`: offline HF cache, a loopback Hub server, `push_to_hub`, bad ids.
+"""Hub round trips of `FSDiffPipeline`: offline HF cache, a loopback Hub server (both folder layouts, and only the
+files a load reads), `push_to_hub`, bad ids.
 
 The loopback-server test needs `olah` (a Hub mirror server) in its own virtual environment, found through the
-`FSDIFF_OLAH_CLI` environment variable:
+`FSDIFF_OLAH_CLI` environment variable (see `tests/hub_server.py`):
 
     python -m venv .ci/olah-venv && .ci/olah-venv/bin/pip install -r .ci/olah_requirements.txt
     FSDIFF_OLAH_CLI=.ci/olah-venv/bin/olah-cli python -m pytest tests/test_hub.py
@@ -9,15 +10,10 @@ The loopback-server test needs `olah` (a Hub mirror server) in its own virtual e
 
 import hashlib
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,7 +26,9 @@ from huggingface_hub import ModelCard
 
 from fsdiff_diffusers import FSDiffPipeline
 from fsdiff_diffusers.pipelines import hub as pipeline_hub
+from fsdiff_diffusers.pipelines.hub_download import pipeline_files
 
+from . import hub_server
 from .conftest import tiny_pipeline as make_tiny_pipeline
 
 REPO_ID = "fsdiff-org/fsdiff-tiny"
@@ -42,6 +40,7 @@ COMPONENT_FILES = (
     "clarity_encoder/diffusion_pytorch_model.safetensors",
     "scheduler/scheduler_config.json",
 )
+REMOTE_CODE_FILES = ("pipeline_fsdiff.py", "unet/unet_fsdiff.py", "clarity_encoder/clarity_mamba.py")
 
 
 def _run(pipe: FSDiffPipeline, infrared: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -171,18 +170,16 @@ def test_from_pretrained_hub_id_from_offline_cache(
 
 # 2. Hub id, online, through a loopback Hub server (olah) --------------------------------------------------------
 
-OLAH_ORG, OLAH_NAME = "fsdiff-org", "fsdiff-tiny"
-
 # Runs in a fresh interpreter, so that huggingface_hub reads HF_ENDPOINT at import like it does for users.
 LOAD_THROUGH_SERVER = r"""
 import json, sys
 from pathlib import Path
 import numpy as np, torch
+from diffusers import DiffusionPipeline
 from fsdiff_diffusers import FSDiffPipeline
 
-repo_id, work = sys.argv[1], Path(sys.argv[2])
-torch.set_num_threads(int(sys.argv[3]))  # the parent's: CPU kernels round differently with other thread counts
-report = {}
+org, work = sys.argv[1], Path(sys.argv[2])
+report = {"loads": {}}
 
 def error_of(load):
     try:
@@ -191,114 +188,82 @@ def error_of(load):
         return {"type": type(error).__name__, "message": str(error)}
     return None
 
-# Stock Diffusers loading (no snapshot_download first), as `FSDiffPipeline` would load without its override.
-report["stock"] = error_of(
-    lambda: super(FSDiffPipeline, FSDiffPipeline).from_pretrained(
-        repo_id, revision="main", cache_dir=work / "cache-stock"
+# Diffusers' own loading, as `FSDiffPipeline` would load without its override.
+stock = DiffusionPipeline.from_pretrained.__func__
+for layout in ("old", "new"):
+    repo_id = f"{org}/fsdiff-tiny" + ("-old" if layout == "old" else "")
+    report[f"stock_{layout}"] = error_of(
+        lambda: stock(FSDiffPipeline, repo_id, revision="main", cache_dir=work / f"cache-stock-{layout}")
     )
-)
 report["absent"] = error_of(
-    lambda: FSDiffPipeline.from_pretrained(repo_id + "-absent", revision="main", cache_dir=work / "cache-absent")
+    lambda: FSDiffPipeline.from_pretrained(f"{org}/fsdiff-absent", revision="main", cache_dir=work / "cache-absent")
 )
 
-pipe = FSDiffPipeline.from_pretrained(repo_id, revision="main", cache_dir=work / "cache")
-pipe.set_progress_bar_config(disable=True)
-report["name_or_path"] = pipe.name_or_path
-images = pipe(
-    infrared=np.load(work / "infrared.npy"),
-    visible=np.load(work / "visible.npy"),
-    scale=2,
-    num_inference_steps=2,
-    output_type="np",
-    generator=torch.Generator().manual_seed(0),
-).images
-np.save(work / "fused.npy", images)
+pipes = {}
+loads = {
+    "new": ("fsdiff-tiny", {}),
+    "old": ("fsdiff-tiny-old", {}),
+    "variants_fp16": ("fsdiff-tiny-variants", {"variant": "fp16"}),
+    "variants_default": ("fsdiff-tiny-variants", {}),
+    "variants_unet_passed": ("fsdiff-tiny-variants", {"unet": "from new"}),
+}
+for key, (name, kwargs) in loads.items():
+    if kwargs.get("unet") == "from new":
+        kwargs = {**kwargs, "unet": pipes["new"].unet}
+    pipe = FSDiffPipeline.from_pretrained(f"{org}/{name}", revision="main", cache_dir=work / f"cache-{key}", **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    pipes[key] = pipe
+    snapshot = Path(pipe.name_or_path)
+    files = sorted(str(path.relative_to(snapshot)) for path in snapshot.rglob("*") if path.is_file())
+    report["loads"][key] = {
+        "name_or_path": str(snapshot),
+        "files": files,
+        "classes": [type(pipe).__module__, type(pipe.unet).__module__, type(pipe.clarity_encoder).__module__],
+    }
+    images = pipe(
+        infrared=np.load(work / "infrared.npy"),
+        visible=np.load(work / "visible.npy"),
+        scale=2,
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    np.save(work / f"fused-{key}.npy", images)
 (work / "report.json").write_text(json.dumps(report))
 """
 
-
-def _olah_cli() -> str:
-    path = os.environ.get("FSDIFF_OLAH_CLI")
-    if not path:
-        pytest.skip(
-            "FSDIFF_OLAH_CLI is not set: it must name the olah-cli of a separate venv "
-            "(python -m venv .ci/olah-venv && .ci/olah-venv/bin/pip install -r .ci/olah_requirements.txt)"
-        )
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.skip(f"FSDIFF_OLAH_CLI={path!r} is not an executable file")
-    if shutil.which("git") is None:
-        pytest.skip("git is needed to build the mirror repository olah serves")
-    return os.path.abspath(path)  # olah runs from its own temporary folder
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=fsdiff-tests", "-c", "user.email=tests@fsdiff.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
+WEIGHTS = "diffusion_pytorch_model{}.safetensors"
 
 
 @pytest.fixture
-def olah_server(saved_pipeline, tmp_path):
-    """Serve `saved_pipeline` as the Hub model `OLAH_ORG/OLAH_NAME` on loopback; yields the endpoint URL."""
-    olah_cli = _olah_cli()
-    server_dir = tmp_path / "olah"
-    repo = server_dir / "mirrors" / "models" / OLAH_ORG / OLAH_NAME
-    shutil.copytree(saved_pipeline, repo)
-    _git("init", "-q", "-b", "main", cwd=repo)
-    _git("add", ".", cwd=repo)
-    _git("commit", "-q", "-m", "FS-Diff tiny pipeline", cwd=repo)
+def variants_folder(tiny_pipeline, tmp_path) -> Path:
+    """A repository with more than a load needs: default and fp16 weights, pickled weights beside the safetensors,
+    the remote-code modules, a card and an unrelated folder."""
+    folder = tmp_path / "variants"
+    tiny_pipeline.save_pretrained(folder)
+    tiny_pipeline.save_pretrained(folder, variant="fp16")
+    (folder / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"not read: the safetensors are")
+    (folder / "unused").mkdir()
+    (folder / "unused" / WEIGHTS.format("")).write_bytes(b"not a component of model_index.json")
+    tiny_pipeline.model_card("fsdiff-org/fsdiff-tiny-variants").save(folder / "README.md")
+    return folder
 
-    port = _free_port()
-    (server_dir / "olah.toml").write_text(
-        "[basic]\n"
-        'host = "127.0.0.1"\n'
-        f"port = {port}\n"
-        f'mirror-netloc = "127.0.0.1:{port}"\n'
-        f'mirrors-path = ["{server_dir / "mirrors"}"]\n'
-        f'repos-path = "{server_dir / "repos"}"\n'
-        "\n[accessibility]\n"
-        "offline = true\n"
-    )
-    log_path = server_dir / "olah.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [olah_cli, "-c", "olah.toml"], cwd=server_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        # olah 0.5.4 answers 401 on /api/models/ORG/NAME without a revision: probe the revision route.
-        probe = f"{endpoint}/api/models/{OLAH_ORG}/{OLAH_NAME}/revision/main"
-        deadline = time.monotonic() + 30
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"olah exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(probe, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"olah did not serve {probe} within 30 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield SimpleNamespace(endpoint=endpoint, log=log_path)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+
+@pytest.fixture
+def olah_server(saved_pipeline, variants_folder, tmp_path):
+    """Serve the tiny pipeline on loopback as `OLAH_ORG/fsdiff-tiny` (remote-code layout), `fsdiff-tiny-old` (the
+    layout saved before it) and `fsdiff-tiny-variants` (see `variants_folder`)."""
+    old = hub_server.to_old_layout(Path(shutil.copytree(saved_pipeline, tmp_path / "old")))
+    repos = {"fsdiff-tiny": saved_pipeline, "fsdiff-tiny-old": old, "fsdiff-tiny-variants": variants_folder}
+    with hub_server.serve(repos, tmp_path / "olah") as server:
+        yield server
+
+
+def _component_files(variant: str = "", components=("clarity_encoder", "unet")) -> list[str]:
+    files = ["model_index.json", "scheduler/scheduler_config.json"]
+    for component in components:
+        files += [f"{component}/config.json", f"{component}/{WEIGHTS.format(variant)}"]
+    return sorted(files)
 
 
 def test_from_pretrained_hub_id_through_loopback_server(
@@ -308,46 +273,119 @@ def test_from_pretrained_hub_id_through_loopback_server(
     work.mkdir()
     np.save(work / "infrared.npy", sources[0])
     np.save(work / "visible.npy", sources[1])
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
-    env.update(
-        HF_ENDPOINT=olah_server.endpoint,
-        HF_HOME=str(tmp_path / "hf-home"),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-    )
-    repo_id = f"{OLAH_ORG}/{OLAH_NAME}"
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_THROUGH_SERVER, repo_id, str(work), str(torch.get_num_threads())],
-        env=env,
+        [sys.executable, "-c", LOAD_THROUGH_SERVER, hub_server.OLAH_ORG, str(work)],
+        env=hub_server.client_env(tmp_path, olah_server.endpoint),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert result.returncode == 0, (
         f"client failed:\n{result.stderr[-4000:]}\nolah log:\n{olah_server.log.read_text()[-2000:]}"
     )
     report = json.loads((work / "report.json").read_text())
 
-    # (a) Why `FSDiffPipeline.from_pretrained` snapshot-downloads first: Diffusers' own download step rejects
-    # components defined outside diffusers/transformers (diffusers 0.42.1). If this starts passing, the override
-    # may no longer be needed.
-    assert report["stock"] is not None, "stock DiffusionPipeline.from_pretrained loaded a Hub id with custom components"
-    assert report["stock"]["type"] == "ValueError"
-    assert "as defined in `model_index.json` does not exist" in report["stock"]["message"]
+    # (a) Why `FSDiffPipeline.from_pretrained` downloads on its own (diffusers 0.42.1): Diffusers' download step
+    # rejects the package's module names of folders saved before the remote-code layout, and runs the saved pipeline
+    # module of the remote-code layout, which it refuses without trust_remote_code=True.
+    assert report["stock_old"] is not None, "stock Diffusers loaded a Hub id naming fsdiff_diffusers' modules"
+    assert report["stock_old"]["type"] == "ValueError"
+    assert "as defined in `model_index.json` does not exist" in report["stock_old"]["message"]
+    assert report["stock_new"] is not None, "stock Diffusers loaded a remote-code Hub id without trust_remote_code"
+    assert report["stock_new"]["type"] == "ValueError"
+    assert "trust_remote_code=True" in report["stock_new"]["message"]
 
     # An id the server does not have fails with an error naming it (huggingface_hub's RepositoryNotFoundError).
     assert report["absent"] is not None
-    assert f"{repo_id}-absent" in report["absent"]["message"]
+    assert f"{hub_server.OLAH_ORG}/fsdiff-absent" in report["absent"]["message"]
 
-    # (b) The override loads the pipeline through the server into the given cache, with identical weights.
-    snapshot = Path(report["name_or_path"])
-    assert snapshot.is_relative_to(work / "cache"), snapshot
-    assert snapshot.parent.parent.name == f"models--{OLAH_ORG}--{OLAH_NAME}"
-    for name in COMPONENT_FILES:
-        assert (snapshot / name).read_bytes() == (saved_pipeline / name).read_bytes(), name
-    np.testing.assert_array_equal(np.load(work / "fused.npy"), loaded_reference)
-    assert f"/{OLAH_ORG}/{OLAH_NAME}/resolve/" in olah_server.log.read_text()
+    # (b) Both layouts load through the server into the given cache with this package's classes, identical weights
+    # and outputs, fetching the configurations and weights only (not the remote-code modules).
+    loads = report["loads"]
+    for key in ("new", "old"):
+        snapshot = Path(loads[key]["name_or_path"])
+        assert snapshot.is_relative_to(work / f"cache-{key}"), snapshot
+        suffix = "" if key == "new" else "-old"
+        assert snapshot.parent.parent.name == f"models--{hub_server.OLAH_ORG}--fsdiff-tiny{suffix}"
+        assert loads[key]["files"] == _component_files(), key
+        for name in COMPONENT_FILES[1:]:
+            assert (snapshot / name).read_bytes() == (saved_pipeline / name).read_bytes(), name
+        assert all(module.startswith("fsdiff_diffusers.") for module in loads[key]["classes"]), loads[key]
+        np.testing.assert_array_equal(np.load(work / f"fused-{key}.npy"), loaded_reference)
+    assert f"/{hub_server.OLAH_ORG}/fsdiff-tiny/resolve/" in olah_server.log.read_text()
+
+    # (c) Only what the load reads: the requested variant, not the other one, the pickled copy, the modules or the
+    # unrelated folder; no files of a component passed as an argument. The card comes along (push_to_hub reuses it).
+    assert loads["variants_fp16"]["files"] == sorted(["README.md", *_component_files(".fp16")])
+    assert loads["variants_default"]["files"] == sorted(["README.md", *_component_files()])
+    assert loads["variants_unet_passed"]["files"] == sorted(
+        ["README.md", *_component_files(components=("clarity_encoder",))]
+    )
+    for key in ("variants_fp16", "variants_default", "variants_unet_passed"):
+        np.testing.assert_array_equal(np.load(work / f"fused-{key}.npy"), loaded_reference)
+
+
+def test_pipeline_files_pick_one_format_and_variant_per_component():
+    index = {
+        "_class_name": ["pipeline_fsdiff", "FSDiffPipeline"],
+        "_diffusers_version": "0.42.1",
+        "unet": ["unet_fsdiff", "FSDiffUNet2DModel"],
+        "clarity_encoder": ["clarity_mamba", "ClarityMambaEncoder"],
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+        "semantic_encoder": [None, None],
+        "feature_extractor": [None, None],
+        "default_num_inference_steps": 10,
+    }
+    sharded = [f"unet/diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    sharded_fp16 = [f"unet/diffusion_pytorch_model.fp16-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    files = [
+        ".gitattributes",
+        "README.md",
+        "model_index.json",
+        "pipeline_fsdiff.py",
+        "unet/config.json",
+        "unet/unet_fsdiff.py",
+        "unet/diffusion_pytorch_model.safetensors.index.json",
+        *sharded,
+        "unet/diffusion_pytorch_model.safetensors.index.fp16.json",
+        *sharded_fp16,
+        "unet/diffusion_pytorch_model.bin",
+        "clarity_encoder/config.json",
+        "clarity_encoder/clarity_mamba.py",
+        "clarity_encoder/diffusion_pytorch_model.safetensors",
+        "clarity_encoder/diffusion_pytorch_model.bin",
+        "scheduler/scheduler_config.json",
+        "semantic_encoder/model.safetensors",
+        "unet_ema/config.json",
+        "unet_ema/diffusion_pytorch_model.safetensors",
+        "images/fused.png",
+    ]
+    common = ["README.md", "model_index.json", "scheduler/scheduler_config.json"]
+
+    assert sorted(pipeline_files(files, index)) == sorted(
+        [
+            *common,
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors.index.json",
+            *sharded,
+            "clarity_encoder/config.json",
+            "clarity_encoder/diffusion_pytorch_model.safetensors",
+        ]
+    )
+    # fp16 where a component has it, its default weights where it does not (as Diffusers falls back).
+    assert sorted(pipeline_files(files, index, variant="fp16")) == sorted(
+        [
+            *common,
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors.index.fp16.json",
+            *sharded_fp16,
+            "clarity_encoder/config.json",
+            "clarity_encoder/diffusion_pytorch_model.safetensors",
+        ]
+    )
+    assert sorted(pipeline_files(files, index, use_safetensors=False, skip={"unet"})) == sorted(
+        [*common, "clarity_encoder/config.json", "clarity_encoder/diffusion_pytorch_model.bin"]
+    )
 
 
 # 3. push_to_hub -------------------------------------------------------------------------------------------------
@@ -387,9 +425,10 @@ def test_push_to_hub_uploads_pipeline_and_model_card(fake_hub, tiny_pipeline, so
     assert upload["create_pr"] is False
 
     folder = upload["folder"]
-    for name in ("README.md", *COMPONENT_FILES):
+    for name in ("README.md", *COMPONENT_FILES, *REMOTE_CODE_FILES):
         assert (folder / name).is_file(), name
-    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "FSDiffPipeline"
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline_fsdiff", "FSDiffPipeline"]  # the remote-code layout
 
     readme = (folder / "README.md").read_text()
     assert readme.startswith("---\n")

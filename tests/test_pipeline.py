@@ -137,8 +137,8 @@ def test_save_load_round_trip(tmp_path, pipe, pair):
     expected = run(pipe, *pair)
     pipe.save_pretrained(tmp_path)
     assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
-    index = (tmp_path / "model_index.json").read_text()
-    assert '"fsdiff_diffusers.models.unet_fsdiff"' in index and '"fsdiff_diffusers.models.clarity_mamba"' in index
+    index = json.loads((tmp_path / "model_index.json").read_text())  # the remote-code layout: see test_remote_code.py
+    assert index["unet"] == ["unet_fsdiff", "FSDiffUNet2DModel"] and (tmp_path / "unet" / "unet_fsdiff.py").is_file()
     reloaded = FSDiffPipeline.from_pretrained(tmp_path)
     reloaded.set_progress_bar_config(disable=True)
     assert isinstance(reloaded.unet, FSDiffUNet2DModel) and isinstance(reloaded.clarity_encoder, ClarityMambaEncoder)

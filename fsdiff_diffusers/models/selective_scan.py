@@ -13,6 +13,7 @@ nothing overflows however large `delta * |A|` is, and no (batch, dim, L, N) tens
 saved values.
 """
 
+import importlib
 import math
 
 import torch
@@ -20,12 +21,16 @@ import torch.nn.functional as F
 
 
 def _mamba_ssm_scan():
-    """The `mamba_ssm` CUDA selective scan, or None when `mamba_ssm` is not installed."""
+    """The `mamba_ssm` CUDA selective scan, or None when `mamba_ssm` is not installed.
+
+    Imported through importlib: Diffusers' remote-code loader reads every `from x import` line of a saved model's module
+    (this one is part of them, see `fsdiff_diffusers.remote_code`) and warns that the optional `mamba_ssm` is missing.
+    """
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as mamba_selective_scan_fn
+        interface = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
     except ImportError:
         return None
-    return mamba_selective_scan_fn
+    return interface.selective_scan_fn
 
 
 # Chunks are sized so that one token of every chunk, (batch, dim, N, n_chunks), stays within about 1 MiB of cache.

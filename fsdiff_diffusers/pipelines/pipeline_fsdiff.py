@@ -1,7 +1,9 @@
 """FSDiffPipeline: simultaneous multimodal image fusion and super-resolution by conditional diffusion.
 
-The sampling lives here; loading, model cards and uploads in `hub.py` (`FSDiffHubMixin`), the checks of the arguments,
-memory and step counts in `checks.py` (`FSDiffChecksMixin`). Saved pipelines name this module (model_index.json).
+The sampling lives here; loading, model cards and uploads in `hub.py` (`FSDiffHubMixin`), saving with remote code in
+`remote_layout.py`, the checks of the arguments, memory and step counts in `checks.py` (`FSDiffChecksMixin`). Folders
+saved before the remote-code layout name this module in model_index.json; this module is also the source of the
+pipeline's remote code (`pipeline_fsdiff.py` saved with the weights, see `fsdiff_diffusers.remote_code`).
 """
 
 import inspect
