@@ -1,6 +1,9 @@
 """Tests of FSDiffPipeline, in the manner of diffusers' PipelineTesterMixin."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import diffusers
 import numpy as np
@@ -10,7 +13,6 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
-from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
 from fsdiff_diffusers.image_processor import prepare_pair_batch, resize
@@ -164,14 +166,17 @@ def test_float16_variant(tmp_path, pipe, pair):
 
 def test_semantic_encoder_path(tmp_path, pair):
     """An optional CLIP vision model adds one token per modality (tiny random CLIP: no download possible here)."""
+    transformers = pytest.importorskip(
+        "transformers", reason="the optional CLIP semantic encoder needs transformers: pip install '.[clip]'"
+    )
     torch.manual_seed(0)
-    clip = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
+    clip = transformers.CLIPVisionModelWithProjection(
+        transformers.CLIPVisionConfig(
             hidden_size=16, intermediate_size=32, projection_dim=12, num_hidden_layers=1, num_attention_heads=2,
             image_size=32, patch_size=8,
         )
     ).eval()
-    processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = transformers.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     pipe = tiny_pipeline(clarity_encoder=tiny_encoder(semantic_embed_dim=12))
     pipe.semantic_encoder, pipe.feature_extractor = None, None
     pipe.register_modules(semantic_encoder=clip, feature_extractor=processor)
@@ -182,8 +187,41 @@ def test_semantic_encoder_path(tmp_path, pair):
     pipe.save_pretrained(tmp_path)
     reloaded = FSDiffPipeline.from_pretrained(tmp_path)
     reloaded.set_progress_bar_config(disable=True)
-    assert isinstance(reloaded.semantic_encoder, CLIPVisionModelWithProjection)
+    assert isinstance(reloaded.semantic_encoder, transformers.CLIPVisionModelWithProjection)
     np.testing.assert_allclose(run(reloaded, *pair), out, atol=1e-4)
+
+
+# Runs with transformers hidden (`sys.modules` holds None for it, so any import of it fails), as installed without the
+# `clip` extra.
+WITHOUT_TRANSFORMERS = r"""
+import sys
+sys.modules["transformers"] = None
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from fsdiff_diffusers import FSDiffPipeline
+from fsdiff_diffusers.cli import main
+from tests.conftest import tiny_pipeline
+
+pipe = tiny_pipeline()
+rng = np.random.default_rng(0)
+pair = rng.integers(0, 256, (12, 16), dtype=np.uint8), rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+assert pipe(*pair, scale=2, num_inference_steps=2, output_type="np").images.shape == (1, 24, 32, 3)
+pipe.save_pretrained(sys.argv[2])
+FSDiffPipeline.from_pretrained(sys.argv[2])
+imported = [name for name, module in sys.modules.items() if name.startswith("transformers") and module is not None]
+assert not imported, imported
+"""
+
+
+def test_pipeline_imports_runs_saves_and_loads_without_transformers(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TRANSFORMERS, str(repo), str(tmp_path / "saved")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def test_real_pair_with_default_architecture(data_dir):

@@ -25,12 +25,14 @@ REMOTE_CODE_FILES = {
     "clarity_encoder/clarity_mamba.py": "clarity_mamba",
 }
 
-# Runs with this package hidden (`sys.modules` holds None for it, so any import of it fails) and `python -I` (no
-# current folder, no PYTHONPATH on sys.path): only torch, diffusers, safetensors, huggingface_hub and their
-# dependencies are there to use.
+# Runs with this package and the optional libraries hidden (`sys.modules` holds None for them, so any import of them
+# fails) and `python -I` (no current folder, no PYTHONPATH on sys.path): only torch, diffusers, safetensors,
+# huggingface_hub and their own dependencies (numpy, Pillow, ...) are there to use.
+HIDDEN = ("fsdiff_diffusers", "transformers", "accelerate", "scipy")
 CLIENT = r"""
 import json, sys
-sys.modules["fsdiff_diffusers"] = None
+for name in sys.argv[4].split(","):
+    sys.modules[name] = None
 from pathlib import Path
 import numpy as np, torch
 from diffusers import DiffusionPipeline
@@ -59,7 +61,7 @@ images = pipe(
 np.save(work / "fused.npy", images)
 pipe.save_pretrained(work / "resaved")
 report["package_modules"] = sorted(
-    name for name, module in sys.modules.items() if name.startswith("fsdiff_diffusers") and module is not None
+    name for name, module in sys.modules.items() if name.split(".")[0] in sys.argv[4].split(",") and module is not None
 )
 (work / "report.json").write_text(json.dumps(report))
 """
@@ -109,7 +111,7 @@ def _run_client(source: str, sources, tmp_path: Path, endpoint: str | None = Non
     np.save(work / "infrared.npy", sources[0])
     np.save(work / "visible.npy", sources[1])
     result = subprocess.run(
-        [sys.executable, "-I", "-c", CLIENT, source, str(work), json.dumps(kwargs)],
+        [sys.executable, "-I", "-c", CLIENT, source, str(work), json.dumps(kwargs), ",".join(HIDDEN)],
         cwd=work,
         env=hub_server.client_env(tmp_path, endpoint),
         capture_output=True,
@@ -124,8 +126,8 @@ def _run_client(source: str, sources, tmp_path: Path, endpoint: str | None = Non
 
 def _check_remote_load(report: dict, saved: Path, reference: np.ndarray) -> None:
     """What every load with Diffusers alone must show: Diffusers' refusal without trust_remote_code, the classes from
-    the saved modules, the package never imported, no type or import warnings, the same output as FSDiffPipeline, and
-    a re-save that writes the same layout."""
+    the saved modules, neither the package nor the optional libraries imported, no type or import warnings, the same
+    output as FSDiffPipeline, and a re-save that writes the same layout."""
     assert report["refusal"] is not None, "Diffusers loaded the remote code without trust_remote_code=True"
     assert report["refusal"]["type"] == "ValueError"
     assert "contains custom code" in report["refusal"]["message"]

@@ -17,8 +17,6 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
-from transformers import CLIPVisionModelWithProjection
-from transformers.image_processing_utils import BaseImageProcessor
 
 from ..image_processor import (
     InputRange,
@@ -79,7 +77,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         scheduler ([`SchedulerMixin`]): Any scheduler compatible with [`DDPMScheduler`]; DPM-Solver++ by default.
         semantic_encoder ([`~transformers.CLIPVisionModelWithProjection`], *optional*):
             A CLIP vision model whose image embedding of each source is appended to the context tokens. The clarity
-            encoder must then be configured with `semantic_embed_dim` equal to its `projection_dim`.
+            encoder must then be configured with `semantic_embed_dim` equal to its `projection_dim`. Needs
+            `transformers` (`pip install "fsdiff-diffusers[clip]"`); the pipeline never imports it otherwise.
         feature_extractor ([`~transformers.image_processing_utils.BaseImageProcessor`], *optional*):
             Preprocessing for `semantic_encoder`, for example a `CLIPImageProcessorPil`.
         default_num_inference_steps (`int`, *optional*):
@@ -96,8 +95,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         unet: FSDiffUNet2DModel,
         clarity_encoder: ClarityMambaEncoder,
         scheduler: SchedulerMixin,
-        semantic_encoder: CLIPVisionModelWithProjection | None = None,
-        feature_extractor: BaseImageProcessor | None = None,
+        semantic_encoder: torch.nn.Module | None = None,
+        feature_extractor: Callable | None = None,
         default_num_inference_steps: int | None = None,
     ):
         super().__init__()
