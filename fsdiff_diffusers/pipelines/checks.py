@@ -1,7 +1,8 @@
 """What `FSDiffPipeline` checks before it samples (`FSDiffChecksMixin`): its arguments, the memory an output needs
-against what the device has (refused before anything is allocated), and step counts that a multistep solver cannot
-take; each refusal says plainly what to change."""
+against what the device has (refused before anything is allocated), and step counts or custom timestep schedules that
+the scheduler cannot take; each refusal says plainly what to change."""
 
+import inspect
 import warnings
 from collections.abc import Sequence
 
@@ -35,6 +36,14 @@ def _repeats(timesteps: torch.Tensor) -> bool:
     return bool((timesteps[1:] == timesteps[:-1]).any())
 
 
+def _sized(values) -> bool:
+    """Whether `values` has a length of at least one."""
+    try:
+        return len(values) > 0
+    except TypeError:
+        return False
+
+
 def _type_names(values: list) -> str:
     return ", ".join(sorted({type(value).__name__ for value in values}))
 
@@ -55,8 +64,10 @@ class FSDiffChecksMixin:
         generator: torch.Generator | list[torch.Generator] | None,
         latents: torch.Tensor | None,
         latents_shape: tuple[int, ...],
-        num_inference_steps: int,
+        num_inference_steps: int | None,
         callback_on_step_end_tensor_inputs: Sequence[str],
+        timesteps: Sequence[int] | None = None,
+        sigmas: Sequence[float] | None = None,
     ) -> None:
         generators = generator if isinstance(generator, list) else [generator]
         if generator is not None and not all(isinstance(g, torch.Generator) for g in generators):
@@ -80,7 +91,14 @@ class FSDiffChecksMixin:
                 "`latents` contains NaN or infinite values: pass finite noise, e.g. "
                 "`torch.randn(shape, generator=torch.Generator().manual_seed(0))`, or leave `latents` out."
             )
-        if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1:
+        if timesteps is not None and sigmas is not None:
+            raise ValueError("Pass either `timesteps` or `sigmas` (a custom schedule), not both.")
+        for kind, schedule in (("timesteps", timesteps), ("sigmas", sigmas)):
+            if schedule is not None and (isinstance(schedule, (str, bytes)) or not _sized(schedule)):
+                raise ValueError(f"`{kind}` must be a non-empty sequence of numbers, got {schedule!r}.")
+        if timesteps is None and sigmas is None and (
+            not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1
+        ):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
         unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
         if unknown:
@@ -135,6 +153,40 @@ class FSDiffChecksMixin:
             f"available: use a smaller `scale` or `output_size` (about x{fitting_scale:.3g} or less fits; the models "
             f"serve x2 to x{MAX_TRAINED_SCALE}), fewer pairs per call, or a device with more memory."
         )
+
+    def prepare_timesteps(
+        self,
+        num_inference_steps: int | None,
+        device: torch.device,
+        timesteps: Sequence[int] | None = None,
+        sigmas: Sequence[float] | None = None,
+    ) -> None:
+        """
+        Set the scheduler's timesteps: `num_inference_steps` evenly spaced ones (checked by [`check_timesteps`]), or the
+        custom schedule `timesteps` / `sigmas` where the scheduler's `set_timesteps` takes one. A custom schedule that
+        the scheduler does not take, or that repeats a timestep under a multistep solver, is refused.
+        """
+        if timesteps is None and sigmas is None:
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
+            self.check_timesteps(num_inference_steps)
+            return
+        kind, schedule = ("timesteps", timesteps) if timesteps is not None else ("sigmas", sigmas)
+        name = type(self.scheduler).__name__
+        if kind not in inspect.signature(self.scheduler.set_timesteps).parameters:
+            examples = "EulerDiscreteScheduler" if kind == "sigmas" else "DPMSolverMultistepScheduler, DDPMScheduler"
+            raise ValueError(
+                f"{name} does not take custom `{kind}`: use `num_inference_steps`, or a scheduler whose "
+                f"`set_timesteps` accepts `{kind}` (for example {examples}, created with "
+                "`.from_config(pipe.scheduler.config)`)."
+            )
+        if isinstance(schedule, torch.Tensor):
+            schedule = schedule.tolist()
+        self.scheduler.set_timesteps(**{kind: list(schedule)}, device=device)
+        if "solver_order" in self.scheduler.config and _repeats(self.scheduler.timesteps):
+            raise ValueError(
+                f"The custom `{kind}` give {name} a repeated timestep, and this multistep solver would divide by zero "
+                f"between them (NaN, a black image): pass strictly decreasing `{kind}`."
+            )
 
     def check_timesteps(self, num_inference_steps: int) -> None:
         """

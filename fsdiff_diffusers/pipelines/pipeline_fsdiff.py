@@ -1,9 +1,10 @@
 """FSDiffPipeline: simultaneous multimodal image fusion and super-resolution by conditional diffusion.
 
 The sampling lives here; loading, model cards and uploads in `hub.py` (`FSDiffHubMixin`), saving with remote code in
-`remote_layout.py`, the checks of the arguments, memory and step counts in `checks.py` (`FSDiffChecksMixin`). Folders
-saved before the remote-code layout name this module in model_index.json; this module is also the source of the
-pipeline's remote code (`pipeline_fsdiff.py` saved with the weights, see `fsdiff_diffusers.remote_code`).
+`remote_layout.py`, the checks of the arguments, memory and step counts and the timestep schedule in `checks.py`
+(`FSDiffChecksMixin`). Folders saved before the remote-code layout name this module in model_index.json; this module
+is also the source of the pipeline's remote code (`pipeline_fsdiff.py` saved with the weights, see
+`fsdiff_diffusers.remote_code`).
 """
 
 import inspect
@@ -16,6 +17,7 @@ from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..image_processor import (
@@ -32,6 +34,25 @@ from ..models.clarity_mamba import ClarityMambaEncoder
 from ..models.unet_fsdiff import FSDiffUNet2DModel
 from .checks import FSDiffChecksMixin
 from .hub import FSDiffHubMixin
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from fsdiff_diffusers import FSDiffPipeline
+        >>> from fsdiff_diffusers.example_pair import example_pair
+
+        >>> pipe = FSDiffPipeline.from_pretrained("fsdiff-ir-vis")  # shipped with the package; or a folder, a Hub id
+        >>> infrared, visible = example_pair()  # a synthetic 160x120 pair (PIL images)
+        >>> fused = pipe(infrared, visible, scale=4, generator=torch.Generator().manual_seed(0)).images[0]
+        >>> fused.save("fused_x4.png")
+
+        >>> # Only Diffusers installed: the saved folder or Hub repository carries this pipeline's code.
+        >>> from diffusers import DiffusionPipeline
+
+        >>> pipe = DiffusionPipeline.from_pretrained("path/to/saved-pipeline", trust_remote_code=True)
+        ```
+"""
 
 
 def default_scheduler(prediction_type: str = "epsilon") -> DPMSolverMultistepScheduler:
@@ -182,7 +203,19 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         embeds = self.semantic_encoder(pixel_values=pixel_values).image_embeds
         return embeds.view(batch, modalities, -1)
 
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of the latest call (set when it starts sampling)."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set to `True` (from `callback_on_step_end`, as `pipe._interrupt = True`) to skip the remaining steps of a
+        call: it then returns the image of the sample as it stands."""
+        return self._interrupt
+
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         infrared: PipelineImageInput,
@@ -190,6 +223,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         scale: float | None = None,
         output_size: tuple[int, int] | None = None,
         num_inference_steps: int | None = None,
+        timesteps: Sequence[int] | None = None,
+        sigmas: Sequence[float] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -217,7 +252,13 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
             num_inference_steps (`int`, *optional*): Denoising steps of the scheduler, by default the pipeline's
                 [`default_num_inference_steps`] (chosen on validation pairs for the shipped models); multistep solvers
                 (the default DPM-Solver++, UniPC, DEIS) take fewer than the U-Net's training timesteps (at most 999
-                of 1000), DDPM and DDIM up to all of them.
+                of 1000), DDPM and DDIM up to all of them. Ignored when `timesteps` or `sigmas` is given.
+            timesteps (`Sequence[int]`, *optional*): A custom, decreasing schedule of training timesteps, for schedulers
+                whose `set_timesteps` takes `timesteps` (DDPM, DPM-Solver++, UniPC, Euler, ...); the steps are then
+                `len(timesteps)`.
+            sigmas (`Sequence[float]`, *optional*): A custom, decreasing schedule of noise levels, for schedulers whose
+                `set_timesteps` takes `sigmas` (Euler, Heun, ...), in the form it takes them (Euler's end with the final
+                level, 0: one more than the steps); not together with `timesteps`.
             generator (`torch.Generator` or a list of them, *optional*): For deterministic sampling; a list gives
                 each pair of a batch its own generator. Not a seed: pass `torch.Generator().manual_seed(seed)`.
             latents (`torch.Tensor` of shape `(batch, 1, H, W)`, *optional*): Initial noise, `(H, W)` being
@@ -235,13 +276,16 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
                 mapped from their own 0.5 and 99.5 percentiles) or `(low, high)` in the stored units; values outside
                 are clipped. See [`~image_processor.load_image`].
 
+        Examples:
+
         Returns:
             [`ImagePipelineOutput`] or `tuple`: the fused images.
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        if num_inference_steps is None:
+        if num_inference_steps is None and timesteps is None and sigmas is None:
             num_inference_steps = self.default_num_inference_steps
+        self._interrupt = False
         if scale is None and output_size is None:
             scale = 4.0
 
@@ -250,7 +294,14 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         height, width = output_size_for(tuple(inputs.infrared.shape[-2:]), scale, output_size)
         latents_shape = (batch_size, 1, *self.canvas_size(height, width))
         self.check_inputs(
-            batch_size, generator, latents, latents_shape, num_inference_steps, callback_on_step_end_tensor_inputs
+            batch_size,
+            generator,
+            latents,
+            latents_shape,
+            num_inference_steps,
+            callback_on_step_end_tensor_inputs,
+            timesteps=timesteps,
+            sigmas=sigmas,
         )
 
         device = self._execution_device
@@ -258,8 +309,7 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         self.check_output_size(inputs.size, (height, width), batch_size, device)
         with warnings.catch_warnings():  # diffusers' schedulers call np.array on torch tensors: numpy 2's notice
             warnings.filterwarnings("ignore", message=NUMPY_ARRAY_NOTICE, category=DeprecationWarning)
-            self.scheduler.set_timesteps(num_inference_steps, device=device)
-        self.check_timesteps(num_inference_steps)
+            self.prepare_timesteps(num_inference_steps, device, timesteps, sigmas)
 
         # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once.
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
@@ -278,8 +328,11 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
 
         # 3. Denoising loop.
         timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
                 model_input = torch.cat([self.scheduler.scale_model_input(latents, t), conditions], dim=1)
                 prediction = self.unet(model_input, t, context, features, return_dict=False)[0]
                 latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
