@@ -437,6 +437,7 @@ def test_push_to_hub_uploads_pipeline_and_model_card(fake_hub, tiny_pipeline, so
     assert {"fsdiff", "image-fusion", "super-resolution"} <= set(card.data.tags)
     assert "fake-user/fsdiff-tiny" in card.text
     assert 'FSDiffPipeline.from_pretrained("fake-user/fsdiff-tiny")' in card.text
+    assert 'DiffusionPipeline.from_pretrained("fake-user/fsdiff-tiny", trust_remote_code=True)' in card.text
 
     # What was uploaded loads back (README.md at the root does not get in the way) and samples the same.
     reloaded = FSDiffPipeline.from_pretrained(folder)

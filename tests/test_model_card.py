@@ -68,6 +68,8 @@ def test_card_without_training_details(tmp_path):
     assert "| `scheduler` | `DPMSolverMultistepScheduler` | 10 steps by default |" in text
     assert "Prediction type: `epsilon`; diffused target: `fused_image`." in text
     assert 'FSDiffPipeline.from_pretrained("org/fsdiff-tiny")' in text
+    # Both ways to load: the installed package, or Diffusers alone with the saved remote code (test_remote_code.py).
+    assert 'DiffusionPipeline.from_pretrained("org/fsdiff-tiny", trust_remote_code=True)' in text
     assert "--model org/fsdiff-tiny" in text and "--pretrained_model_name_or_path org/fsdiff-tiny" in text
     assert "UniPCMultistepScheduler.from_config(pipe.scheduler.config)" in text
     for default in (DEFAULT_TRAINING_DATA, DEFAULT_TRAINING_PROCEDURE, DEFAULT_EVALUATION, DEFAULT_LIMITATIONS):
