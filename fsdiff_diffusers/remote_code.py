@@ -16,6 +16,7 @@ that the class's module imports (directly or not), strips the package-internal i
 
 import ast
 import re
+import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -260,25 +261,43 @@ def _inline(module: str, bundle: Bundle) -> _Inlined:
     return _Inlined(module=module, body=body, imports=imports, names=names)
 
 
-def _merged_imports(imports: list[str]) -> list[str]:
-    """The bundle's import block: `import x` statements, then one `from x import a, b` per module, each sorted."""
-    plain, names_from = set(), {}
+def _member_key(name: str) -> tuple[int, str]:
+    """isort's order of imported names (ruff's `order-by-type`): constants, classes, then the rest."""
+    bare = name.split(" as ")[0]
+    kind = 0 if bare.isupper() and len(bare) > 1 else 1 if bare[:1].isupper() else 2
+    return kind, bare.lower()
+
+
+def _merged_imports(imports: list[str]) -> str:
+    """
+    The bundle's import block, laid out as isort (and `ruff check`'s I001) want it: the standard library, then
+    third-party packages; in each, `import x` statements, then one `from x import a, b` per module.
+    """
+    plain: dict[bool, set[str]] = {True: set(), False: set()}
+    names_from: dict[bool, dict[str, set[str]]] = {True: {}, False: {}}
     for statement in imports:
         node = ast.parse(statement).body[0]
         if isinstance(node, ast.Import):
-            plain.add(ast.unparse(node))
+            for alias in node.names:
+                stdlib = alias.name.split(".")[0] in sys.stdlib_module_names
+                plain[stdlib].add(alias.name + (f" as {alias.asname}" if alias.asname else ""))
         else:
-            names_from.setdefault(node.module, set()).update(
+            stdlib = node.module.split(".")[0] in sys.stdlib_module_names
+            names_from[stdlib].setdefault(node.module, set()).update(
                 alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in node.names
             )
-    merged = sorted(plain, key=str.lower)
-    for module in sorted(names_from, key=str.lower):
-        line = f"from {module} import {', '.join(sorted(names_from[module], key=str.lower))}"
-        if len(line) > 120:
-            joined = "".join(f"    {name},\n" for name in sorted(names_from[module], key=str.lower))
-            line = f"from {module} import (\n{joined})"
-        merged.append(line)
-    return merged
+    sections = []
+    for stdlib in (True, False):
+        lines = [f"import {name}" for name in sorted(plain[stdlib], key=str.lower)]
+        for module in sorted(names_from[stdlib], key=str.lower):
+            members = sorted(names_from[stdlib][module], key=_member_key)
+            line = f"from {module} import {', '.join(members)}"
+            if len(line) > 120:
+                line = f"from {module} import (\n" + "".join(f"    {name},\n" for name in members) + ")"
+            lines.append(line)
+        if lines:
+            sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def bundle_source(name_or_module: str) -> str:
@@ -328,9 +347,9 @@ def bundle_source(name_or_module: str) -> str:
     )
     summary = docstring.splitlines()[0] if docstring else bundle.module
     header = f'"""{summary}\n\n' + "\n".join(textwrap.wrap(about, width=116, break_on_hyphens=False)) + '\n"""'
-    sections = [header, "\n".join(_merged_imports([s for part in inlined for s in part.imports]))]
-    sections += [f"# --- {part.module} ---\n\n{part.body}" for part in inlined if part.body.strip()]
-    text = "\n\n\n".join(sections) + "\n"
+    imports = _merged_imports([statement for part in inlined for statement in part.imports])
+    bodies = [f"# --- {part.module} ---\n\n{part.body}" for part in inlined if part.body.strip()]
+    text = f"{header}\n\n{imports}\n\n" + "\n\n\n".join(bodies) + "\n"
 
     for pattern in _DIFFUSERS_IMPORT_PATTERNS:
         match = pattern.search(text)

@@ -3,6 +3,7 @@ own source, and saved pipelines loaded with `DiffusionPipeline.from_pretrained(.
 process where this package cannot be imported: from a folder, from a Hub id (loopback server, see
 `tests/hub_server.py`) and a shipped model re-saved."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -165,6 +166,21 @@ def test_bundles_stand_alone(name):
     # Every class the remote layout names is defined in its file, not imported.
     defined = {"pipeline_fsdiff": "FSDiffPipeline", "unet_fsdiff": "FSDiffUNet2DModel"}.get(name, "ClarityMambaEncoder")
     assert f"\nclass {defined}(" in source
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (the test extra has it)")
+@pytest.mark.parametrize("name", sorted(remote_code.BUNDLES))
+def test_bundles_pass_ruff(name):
+    """`ruff check .` also reads the modules of the shipped folders (re-saved with `save_pretrained`)."""
+    config = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", str(config), "--stdin-filename", f"{name}.py", "-"],
+        input=remote_code.bundle_source(name),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
 
 
 def test_bundles_refuse_name_clashes_and_names_without_stand_in(tmp_path, monkeypatch):
