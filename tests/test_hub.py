@@ -513,3 +513,16 @@ def test_push_to_hub_keeps_the_card_saved_with_the_model(fake_hub, tiny_pipeline
     assert "| SSIM | 0.5 |" in kept.read_text()
     assert "| SSIM | 0.5 |" not in fresh.read_text() and "me/fresh" in fresh.read_text()
     assert "me/other" in given.read_text() and "me/trained" not in given.read_text()
+
+
+def test_save_pretrained_with_push_to_hub_saves_and_uploads_the_remote_code_layout(fake_hub, tiny_pipeline, tmp_path):
+    saved = tmp_path / "saved"
+    tiny_pipeline.save_pretrained(saved, push_to_hub=True, repo_id="me/saved", private=True, commit_message="first")
+
+    assert fake_hub.created == [{"repo_id": "me/saved", "private": True, "token": None, "exist_ok": True}]
+    (upload,) = fake_hub.uploads
+    assert upload["repo_id"] == "me/saved" and upload["commit_message"] == "first"
+    for name in (*COMPONENT_FILES, *REMOTE_CODE_FILES):
+        assert (saved / name).is_file(), name
+        assert (upload["folder"] / name).read_bytes() == (saved / name).read_bytes(), name
+    assert "trust_remote_code=True" in (upload["folder"] / "README.md").read_text()
