@@ -195,6 +195,11 @@ def build_methods(args: argparse.Namespace, plan: FSDiffPlan, datasets: Sequence
         if model.missing or not running:
             continue
         pipe = load_pipeline(model.path, args.scheduler, args.device, args.dtype)
+        default = pipe.default_num_inference_steps
+        if args.steps is None or args.default_steps:
+            if args.default_steps and args.steps != default:
+                raise SystemExit(f"{model.path} takes {default} default steps, another {args.steps}: pass --steps")
+            args.steps, args.default_steps = default, True
         for dataset in running:
             methods[dataset][fsdiff_name(args.steps, args.scheduler)] = fsdiff_method(pipe, args.steps)
     return methods
@@ -233,7 +238,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "on the infrared-visible sets, fsdiff_diffusers.MEDICAL_MODEL on the Harvard sets), or the folder / Hub id "
         "of a saved FSDiffPipeline to add as a method on --pipeline_datasets",
     )
-    parser.add_argument("--steps", type=int, default=10, help="denoising steps of --pipeline (default: 10)")
+    parser.add_argument(
+        "--steps", type=int, help="denoising steps of --pipeline (default: the model's own default_num_inference_steps)"
+    )
     parser.add_argument("--scheduler", help="diffusers scheduler class for --pipeline, e.g. DDIMScheduler")
     parser.add_argument(
         "--pipeline_datasets",
@@ -254,6 +261,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.pipeline_datasets is None:
         args.pipeline_datasets = default_pipeline_datasets(args.pipeline, datasets, args.split)
     args.no_write = args.no_write or args.split == "validation"
+    args.default_steps = False  # set by build_methods when --steps is left to the models' own defaults
     return args
 
 
