@@ -21,6 +21,9 @@ from fsdiff_diffusers import (
     metrics,
     protocol,
 )
+from fsdiff_diffusers.models import clarity_mamba, unet_fsdiff
+from fsdiff_diffusers.pipelines import pipeline_fsdiff
+from fsdiff_diffusers.remote_code import bundle_source
 
 from .conftest import DATA_DIR
 
@@ -122,3 +125,14 @@ def test_medical_model_beats_bicubic_plus_max_and_its_base_on_a_held_out_mri_ct_
         baseline = protocol.bicubic_fusion_baseline(pair.infrared_lr, pair.visible_lr, 4, rule)
         theirs = metrics.evaluate(baseline, pair.infrared, pair.visible, ["Qabf", "SSIM"])
         assert ours["Qabf"] > theirs["Qabf"] + 0.05 and ours["SSIM"] > theirs["SSIM"], (rule, ours, theirs)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_shipped_remote_code_is_generated_from_the_current_source(name):
+    """The modules beside the weights are `save_pretrained`'s generated copies of the package's source, never edited
+    by hand: after a change to a bundled module, re-save the shipped folders (or regenerate these files)."""
+    folder = Path(SHIPPED_MODELS[name])
+    index = json.loads((folder / "model_index.json").read_text())
+    for key, module in (("_class_name", pipeline_fsdiff), ("unet", unet_fsdiff), ("clarity_encoder", clarity_mamba)):
+        path = folder / (f"{index[key][0]}.py" if key == "_class_name" else f"{key}/{index[key][0]}.py")
+        assert path.read_text() == bundle_source(module.__name__), f"{path} is stale"

@@ -1,7 +1,6 @@
 """`fsdiff fuse`: fuse and super-resolve one pair of image files, or every pair of two folders, with one pipeline."""
 
 import argparse
-import math
 import re
 import time
 from collections.abc import Callable
@@ -65,22 +64,18 @@ def device_name(text: str) -> str:
     return text
 
 
-FULL_RANGES = {(0.0, 1.0), (0.0, 255.0), (0.0, 65535.0)}
-"""Ranges of whole containers (floats, 8 and 16 bits): an image loaded with one of them is not reported."""
-
-
 def input_range(text: str) -> str | tuple[float, float]:
-    """argparse type of `--input-range`: `auto`, `full` or `LOW,HIGH` in the file's stored units."""
-    if text in ("auto", "full"):
-        return text
+    """argparse type of `--input-range`: `auto`, `full` or `LOW,HIGH` in the file's stored units, checked by
+    [`~fsdiff_diffusers.image_loading.check_input_range`]."""
+    from ..image_loading import check_input_range
+
     low, _, high = text.partition(",")
     try:
-        bounds = float(low), float(high)
+        return check_input_range(text if text in ("auto", "full") else (float(low), float(high)))
     except ValueError:
-        bounds = (math.nan, math.nan)
-    if not all(math.isfinite(bound) for bound in bounds) or bounds[0] >= bounds[1]:
-        raise argparse.ArgumentTypeError(f"{text!r} is not auto, full or LOW,HIGH with LOW < HIGH, such as 0,4095")
-    return bounds
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not auto, full or LOW,HIGH with LOW < HIGH, such as 0,4095"
+        ) from None
 
 
 def loader_for_fusion(chosen_range: str | tuple[float, float]) -> Callable[[Path, str], np.ndarray]:
@@ -89,11 +84,11 @@ def loader_for_fusion(chosen_range: str | tuple[float, float]) -> Callable[[Path
     [`FSDiffPipeline`], its stored values mapped to black..white by `chosen_range` (`--input-range`); a range other
     than the file's whole container (12/14-bit or float data under `auto`, or an explicit one) is reported.
     """
-    from ..image_processor import load_image
+    from ..image_loading import is_container_range, load_image
 
     def load(path: Path, name: str) -> np.ndarray:
         image, (low, high) = load_image(path, name, input_range=chosen_range, return_range=True)
-        if (low, high) not in FULL_RANGES:
+        if not is_container_range((low, high)):
             report(f"{path}: stored values {low:g}..{high:g} shown as black..white (--input-range {chosen_range_text})")
         return image.permute(1, 2, 0).numpy()
 

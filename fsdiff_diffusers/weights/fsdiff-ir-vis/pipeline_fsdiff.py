@@ -204,7 +204,7 @@ def load_image(
         three identical channels stays three channels (see [`to_luminance`]). With `return_range`, a tuple
         `(image, (low, high))`.
     """
-    input_range = _check_input_range(input_range)
+    input_range = check_input_range(input_range)
     if isinstance(image, (str, os.PathLike)):
         image = _open_path(image, name)
     if isinstance(image, PIL.Image.Image):
@@ -225,8 +225,8 @@ def load_image(
     return (tensor, value_range) if return_range else tensor
 
 
-def _check_input_range(input_range: InputRange) -> InputRange:
-    """`"auto"`, `"full"`, or `(low, high)` as two floats; anything else is an error."""
+def check_input_range(input_range: InputRange) -> InputRange:
+    """`"auto"`, `"full"`, or `(low, high)` as two floats; anything else is a `ValueError`."""
     if input_range in ("auto", "full"):
         return input_range
     if (
@@ -240,6 +240,12 @@ def _check_input_range(input_range: InputRange) -> InputRange:
         f"`input_range` must be 'auto', 'full' or (low, high) with finite low < high in the image's stored values, "
         f"e.g. (0, 16383) for 14-bit counts; got {input_range!r}."
     )
+
+
+def is_container_range(value_range: tuple[float, float]) -> bool:
+    """Whether `(low, high)`, as `load_image(..., return_range=True)` reports it, is a whole container's range (floats
+    in [0, 1], bool, 8 or 16 bits) rather than one chosen from the data or given explicitly."""
+    return value_range[0] == 0.0 and value_range[1] in {1.0, *_CONTAINERS.values()}
 
 
 def _open_path(path: str | os.PathLike, name: str) -> PIL.Image.Image:
