@@ -75,3 +75,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def two_step_fusion(pipe: FSDiffPipeline, infrared: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """The call the Hub and remote-code tests compare between loaders: x2, 2 steps, seed 0, numpy output."""
+    return pipe(
+        infrared=infrared,
+        visible=visible,
+        scale=2,
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+
+
+def random_sources(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A grey 12x16 infrared and a colour visible image of random float32 values in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((12, 16)).astype(np.float32), rng.random((12, 16, 3)).astype(np.float32)

@@ -29,6 +29,7 @@ from fsdiff_diffusers.pipelines import hub as pipeline_hub
 from fsdiff_diffusers.pipelines.hub_download import pipeline_files
 
 from . import hub_server
+from .conftest import random_sources, two_step_fusion
 from .conftest import tiny_pipeline as make_tiny_pipeline
 
 REPO_ID = "fsdiff-org/fsdiff-tiny"
@@ -43,21 +44,9 @@ COMPONENT_FILES = (
 REMOTE_CODE_FILES = ("pipeline_fsdiff.py", "unet/unet_fsdiff.py", "clarity_encoder/clarity_mamba.py")
 
 
-def _run(pipe: FSDiffPipeline, infrared: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    return pipe(
-        infrared=infrared,
-        visible=visible,
-        scale=2,
-        num_inference_steps=2,
-        output_type="np",
-        generator=torch.Generator().manual_seed(0),
-    ).images
-
-
 @pytest.fixture(scope="module")
 def sources() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return rng.random((12, 16)).astype(np.float32), rng.random((12, 16, 3)).astype(np.float32)
+    return random_sources(0)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,7 @@ def tiny_pipeline() -> FSDiffPipeline:
 
 @pytest.fixture(scope="module")
 def reference_output(tiny_pipeline, sources) -> np.ndarray:
-    return _run(tiny_pipeline, *sources)
+    return two_step_fusion(tiny_pipeline, *sources)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +78,7 @@ def loaded_reference(saved_pipeline, sources, reference_output) -> np.ndarray:
     """
     pipe = FSDiffPipeline.from_pretrained(saved_pipeline)
     pipe.set_progress_bar_config(disable=True)
-    output = _run(pipe, *sources)
+    output = two_step_fusion(pipe, *sources)
     np.testing.assert_allclose(output, reference_output, rtol=0, atol=1e-4)
     return output
 
@@ -164,7 +153,7 @@ def test_from_pretrained_hub_id_from_offline_cache(
     assert Path(pipe.name_or_path).resolve() == snapshot.resolve()
     _assert_same_weights(pipe, tiny_pipeline)
     pipe.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(_run(pipe, *sources), loaded_reference)
+    np.testing.assert_array_equal(two_step_fusion(pipe, *sources), loaded_reference)
     assert hub_offline == [], "the offline load tried to reach the network"
 
 
@@ -443,7 +432,7 @@ def test_push_to_hub_uploads_pipeline_and_model_card(fake_hub, tiny_pipeline, so
     reloaded = FSDiffPipeline.from_pretrained(folder)
     _assert_same_weights(reloaded, tiny_pipeline)
     reloaded.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(_run(reloaded, *sources), loaded_reference)
+    np.testing.assert_array_equal(two_step_fusion(reloaded, *sources), loaded_reference)
 
 
 def test_push_to_hub_variant_writes_variant_weights(fake_hub, tiny_pipeline, sources, loaded_reference):
@@ -466,7 +455,7 @@ def test_push_to_hub_variant_writes_variant_weights(fake_hub, tiny_pipeline, sou
     reloaded = FSDiffPipeline.from_pretrained(folder, variant="fp16")
     _assert_same_weights(reloaded, tiny_pipeline)
     reloaded.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(_run(reloaded, *sources), loaded_reference)
+    np.testing.assert_array_equal(two_step_fusion(reloaded, *sources), loaded_reference)
 
 
 # 4. Bad folders and ids ------------------------------------------------------------------------------------------

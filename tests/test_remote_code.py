@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fsdiff_diffusers import FSDiffPipeline, remote_code
 from fsdiff_diffusers.pipelines.remote_layout import REMOTE_CODE_MARK
 
 from . import hub_server
+from .conftest import random_sources, two_step_fusion
 from .conftest import tiny_pipeline as make_tiny_pipeline
 
 REMOTE_CODE_FILES = {
@@ -68,21 +68,9 @@ report["package_modules"] = sorted(
 """
 
 
-def _run(pipe: FSDiffPipeline, infrared: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    return pipe(
-        infrared=infrared,
-        visible=visible,
-        scale=2,
-        num_inference_steps=2,
-        output_type="np",
-        generator=torch.Generator().manual_seed(0),
-    ).images
-
-
 @pytest.fixture(scope="module")
 def sources() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    return rng.random((12, 16)).astype(np.float32), rng.random((12, 16, 3)).astype(np.float32)
+    return random_sources(1)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +85,7 @@ def _loaded_output(folder: Path, sources) -> np.ndarray:
     same files (see `loaded_reference` in test_hub.py for why loaded copies are compared with each other)."""
     pipe = FSDiffPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
-    return _run(pipe, *sources)
+    return two_step_fusion(pipe, *sources)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +224,7 @@ def test_fsdiff_pipeline_loads_both_layouts_with_the_package_classes(
     assert type(pipe.unet).__module__ == "fsdiff_diffusers.models.unet_fsdiff"
     assert type(pipe.clarity_encoder).__module__ == "fsdiff_diffusers.models.clarity_mamba"
     pipe.set_progress_bar_config(disable=True)
-    np.testing.assert_array_equal(_run(pipe, *sources), loaded_reference)
+    np.testing.assert_array_equal(two_step_fusion(pipe, *sources), loaded_reference)
 
     pipe.save_pretrained(tmp_path / "resaved")  # an old folder re-saved gets the remote-code layout
     for path, name in REMOTE_CODE_FILES.items():
