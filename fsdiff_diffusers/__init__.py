@@ -13,6 +13,7 @@ _EXPORTS = {
     "ClarityMambaEncoder": ".models.clarity_mamba",
     "FSDiffUNet2DModel": ".models.unet_fsdiff",
     "FSDiffPipeline": ".pipelines.pipeline_fsdiff",
+    "FSDiffPipelineOutput": ".pipelines.pipeline_output",
     "default_scheduler": ".pipelines.pipeline_fsdiff",
     "DEFAULT_MODEL": ".weights",
     "IR_VIS_MODEL": ".weights",

@@ -14,7 +14,13 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
 
-from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler
+from fsdiff_diffusers import (
+    ClarityMambaEncoder,
+    FSDiffPipeline,
+    FSDiffPipelineOutput,
+    FSDiffUNet2DModel,
+    default_scheduler,
+)
 from fsdiff_diffusers.image_processor import prepare_pair_batch, resize
 from fsdiff_diffusers.pipelines.pipeline_fsdiff import FALLBACK_NUM_INFERENCE_STEPS
 
@@ -93,6 +99,27 @@ def test_dict_and_tuple_outputs(pipe, pair):
     )
     assert isinstance(as_tuple, tuple) and len(as_tuple) == 1
     np.testing.assert_array_equal(as_tuple[0], as_dict.images)
+    assert as_dict.clarity is None
+
+
+def test_clarity_maps_follow_the_output_type_and_the_encoder(pipe, pair):
+    """`return_clarity=True` adds each source's clarity at the output size, as the encoder predicted it."""
+    kwargs = {"scale": 2, "num_inference_steps": 1, "return_clarity": True}
+    as_np = pipe(*pair, output_type="np", generator=torch.Generator().manual_seed(0), **kwargs)
+    assert isinstance(as_np, FSDiffPipelineOutput) and as_np.clarity.shape == (1, 24, 32, 2)
+    assert as_np.clarity.dtype == np.float32 and 0 < as_np.clarity.min() and as_np.clarity.max() < 1
+    images, clarity = pipe(
+        *pair, output_type="pt", return_dict=False, generator=torch.Generator().manual_seed(0), **kwargs
+    )
+    assert clarity.shape == (1, 2, 24, 32)
+    np.testing.assert_array_equal(clarity.permute(0, 2, 3, 1).numpy(), as_np.clarity)
+    np.testing.assert_array_equal(images.permute(0, 2, 3, 1).numpy(), as_np.images)
+    # The encoder's own clarity of the canvas, resized to it and cropped to the output.
+    inputs = prepare_pair_batch(*pair)
+    upsampled = resize(torch.cat([inputs.infrared, inputs.visible], dim=1), (24, 32))
+    canvas = F.pad(upsampled, (4, 4, 4, 4), mode="reflect") * 2 - 1
+    expected = F.interpolate(pipe.clarity_encoder(canvas).clarity, size=(32, 40), mode="bilinear")[..., 4:28, 4:36]
+    torch.testing.assert_close(clarity, expected)
 
 
 def test_latents_and_callback(pipe, pair):

@@ -1,5 +1,6 @@
-"""The FS-Diff Diffusers pipeline (`FSDiffPipeline`) and the scheduler it ships with (`default_scheduler`)."""
+"""The FS-Diff pipeline (`FSDiffPipeline`), its output and the scheduler it ships with (`default_scheduler`)."""
 
 from .pipeline_fsdiff import FSDiffPipeline, default_scheduler
+from .pipeline_output import FSDiffPipelineOutput
 
-__all__ = ["FSDiffPipeline", "default_scheduler"]
+__all__ = ["FSDiffPipeline", "FSDiffPipelineOutput", "default_scheduler"]

@@ -12,10 +12,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
@@ -34,6 +35,7 @@ from ..models.clarity_mamba import ClarityMambaEncoder
 from ..models.unet_fsdiff import FSDiffUNet2DModel
 from .checks import FSDiffChecksMixin
 from .hub import FSDiffHubMixin
+from .pipeline_output import FSDiffPipelineOutput
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -203,6 +205,27 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         embeds = self.semantic_encoder(pixel_values=pixel_values).image_embeds
         return embeds.view(batch, modalities, -1)
 
+    def clarity_maps(
+        self, clarity: torch.Tensor, canvas_size: tuple[int, int], output_size: tuple[int, int], output_type: str
+    ) -> torch.Tensor | np.ndarray:
+        r"""
+        The encoder's clarity at the output size, for `return_clarity=True`.
+
+        Args:
+            clarity (`torch.Tensor` of shape `(batch, num_modalities, h, w)`): The `clarity` of a
+                [`ClarityMambaEncoderOutput`] of the canvas (or of the canvas scaled down), in (0, 1).
+            canvas_size (`tuple[int, int]`): The canvas `(height, width)` (see [`canvas_size`]).
+            output_size (`tuple[int, int]`): The output `(height, width)`.
+            output_type (`str`): `"pt"` for a tensor, else a numpy array.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, num_modalities, height, width)` for `output_type="pt"`, else a float32
+            `np.ndarray` of shape `(batch, height, width, num_modalities)`; resized bilinearly, margin cropped.
+        """
+        maps = F.interpolate(clarity.float(), size=canvas_size, mode="bilinear", align_corners=False)
+        maps = crop_to(maps, output_size, self.unet.downsample_factor).cpu()
+        return maps if output_type == "pt" else maps.permute(0, 2, 3, 1).numpy()
+
     @property
     def num_timesteps(self) -> int:
         """The number of denoising steps of the latest call (set when it starts sampling)."""
@@ -235,7 +258,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         input_range: InputRange | tuple[InputRange, InputRange] = "auto",
-    ) -> ImagePipelineOutput | tuple:
+        return_clarity: bool = False,
+    ) -> FSDiffPipelineOutput | tuple:
         r"""
         Fuse and super-resolve pairs of source images.
 
@@ -265,7 +289,7 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
                 [`canvas_size`] of the output size.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (float (B, H, W, C) in [0, 1]) or `"pt"`
                 (float (B, C, H, W) in [0, 1]).
-            return_dict (`bool`, defaults to `True`): Return an [`ImagePipelineOutput`] instead of a tuple.
+            return_dict (`bool`, defaults to `True`): Return an [`FSDiffPipelineOutput`] instead of a tuple.
             callback_on_step_end (`Callable`, *optional*): Called after every step as
                 `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return replaced tensors.
             callback_on_step_end_tensor_inputs (`Sequence[str]`, defaults to `("latents",)`): Tensors passed to it.
@@ -275,11 +299,13 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
                 such as 12- or 14-bit radiometric infrared counts, and floats outside [0, 1], such as kelvin, are
                 mapped from their own 0.5 and 99.5 percentiles) or `(low, high)` in the stored units; values outside
                 are clipped. See [`~image_processor.load_image`].
+            return_clarity (`bool`, defaults to `False`): Also return the encoder's clarity map of each source at the
+                output size (`FSDiffPipelineOutput.clarity`; the tuple's second item).
 
         Examples:
 
         Returns:
-            [`ImagePipelineOutput`] or `tuple`: the fused images.
+            [`FSDiffPipelineOutput`] or `tuple`: the fused images, and the clarity maps with `return_clarity=True`.
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
@@ -349,8 +375,11 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         luminance = (crop_to(self.unet.to_image(latents, base), (height, width), margin).float().cpu() + 1) / 2
         chroma = None if inputs.visible_chroma is None else resize(inputs.visible_chroma, (height, width))
         images = postprocess(luminance, chroma, inputs.is_colour, output_type)
+        clarity = None
+        if return_clarity:
+            clarity = self.clarity_maps(encoded.clarity, tuple(latents.shape[-2:]), (height, width), output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+            return (images,) if clarity is None else (images, clarity)
+        return FSDiffPipelineOutput(images=images, clarity=clarity)
