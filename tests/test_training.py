@@ -1,6 +1,7 @@
 """The training data pipeline and the Accelerate training script (short real runs with tiny models)."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -227,6 +228,31 @@ def test_resume_replays_the_run_exactly(tmp_path, pairs, accumulation):
         assert expected.keys() == actual.keys()
         for name in expected:
             torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=f"{part}/{name}")
+
+
+def test_several_processes_asked_for_but_one_started(tmp_path, monkeypatch, caplog):
+    """
+    `accelerate launch --cpu --num_processes 2` starts one process (setting MASTER_ADDR / MASTER_PORT, no world
+    size): a warning. torchrun without ACCELERATE_USE_CPU=1 on a machine without GPUs starts two processes that each
+    train alone (WORLD_SIZE=2, Accelerate sees one): an error, before either writes anything.
+    """
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    for name in train_fsdiff.WORLD_SIZE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    with caplog.at_level(logging.WARNING):
+        train_fsdiff.Trainer(train_args(data, tmp_path / "out"))
+    assert "`accelerate launch` was asked for several processes but started this one only" in caplog.text
+    assert "ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N" in caplog.text
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    monkeypatch.delenv("ACCELERATE_USE_CPU")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="started 2 processes, but each trains alone"):
+        train_fsdiff.Trainer(train_args(data, tmp_path / "alone"))
+    assert not (tmp_path / "alone").exists()
 
 
 def test_imagefolder_dataset_with_targets_and_checkpoint_limit(tmp_path):

@@ -60,6 +60,9 @@ logger = get_logger(__name__, log_level="INFO")
 COMPONENTS = {FSDiffUNet2DModel: "unet", ClarityMambaEncoder: "clarity_encoder"}
 """Checkpoint sub-folder of each trained model class (their EMA copies go to `<name>_ema`)."""
 
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+"""Where launchers put the number of processes they started: torchrun / `accelerate launch --multi_gpu`, MPI."""
+
 # Metrics logged at validation (those that work on crops as small as 11x11; VIF and MS-SSIM need larger images).
 VALIDATION_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "Qabf", "SSIM")
 
@@ -385,6 +388,36 @@ def switch_diffusion_target(unet: FSDiffUNet2DModel, args: argparse.Namespace) -
         unet.conv_out.bias.zero_()
 
 
+def check_process_count(accelerator: Accelerator) -> None:
+    """
+    Stop, or warn, when the launcher was asked for several processes but Accelerate trains in one.
+
+    Raises a `RuntimeError` when a launcher started several processes (`WORLD_SIZE`, or MPI's size, above the
+    Accelerator's `num_processes`) that do not form one run, as `torchrun` on a machine without GPUs and without
+    `ACCELERATE_USE_CPU=1` does: each would train alone and write the same `--output_dir`. Warns when `accelerate
+    launch` was given `--num_processes` (or `--num_machines`) above 1 but started one process, as it does with
+    `--cpu` (several CPU processes only through MPI, `--mpirun_hostfile`) or without `--multi_gpu` on a machine with
+    one GPU: it then sets `MASTER_ADDR` / `MASTER_PORT` but no world size.
+    """
+    env = os.environ
+    launched = next((int(env[name]) for name in WORLD_SIZE_VARIABLES if env.get(name)), None)
+    if launched is not None and launched > accelerator.num_processes:
+        raise RuntimeError(
+            f"The launcher started {launched} processes, but each trains alone (Accelerate sees "
+            f"{accelerator.num_processes} process, {accelerator.distributed_type}) and all would write --output_dir. "
+            f"On CPUs, set ACCELERATE_USE_CPU=1: `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {launched} "
+            "training/train_fsdiff.py ...`."
+        )
+    if launched is None and accelerator.num_processes == 1 and "ACCELERATE_USE_CPU" in env and "MASTER_PORT" in env:
+        logger.warning(
+            "`accelerate launch` was asked for several processes but started this one only: with --cpu it starts "
+            "one unless given an MPI hostfile (--mpirun_hostfile), and without --multi_gpu it starts one on a machine "
+            "with fewer than two GPUs. Training goes on in 1 process. For several processes use `accelerate launch "
+            "--multi_gpu --num_processes N ...` on GPUs, and `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N "
+            "training/train_fsdiff.py ...` on CPUs."
+        )
+
+
 def describe_hardware(accelerator: Accelerator) -> str:
     """The devices of a run, such as `"2 x NVIDIA H100 80GB HBM3"` or `"1 x CPU (2 threads)"`."""
     device = accelerator.device
@@ -476,6 +509,7 @@ class Trainer:
             project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=logging_dir),
         )
         logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+        check_process_count(self.accelerator)
         set_seed(args.seed)
         self.unet, self.encoder = build_models(args)
         if args.resolution % self.unet.downsample_factor:
