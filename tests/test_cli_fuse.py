@@ -76,6 +76,24 @@ def test_one_pair_matches_the_pipeline(model, pair_files, tmp_path, capsys):
         np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
 
 
+def test_tile_size_matches_the_tiled_pipeline_and_bad_tiles_are_refused(model, pair_files, tmp_path, capsys):
+    out = tmp_path / "tiled.png"
+    assert fuse_pair(model, pair_files, out, "--scale", "2", "--tile-size", "32", "--tile-overlap", "8") == 0
+    pipe = FSDiffPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    sources = [PIL.Image.open(path) for path in pair_files]
+    kwargs = {"scale": 2, "num_inference_steps": 1, "tile_size": 32, "tile_overlap": 8}
+    expected = pipe(*sources, generator=torch.Generator().manual_seed(0), **kwargs).images[0]
+    untiled = pipe(*sources, scale=2, num_inference_steps=1, generator=torch.Generator().manual_seed(0)).images[0]
+    with PIL.Image.open(out) as written:
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+        assert not np.array_equal(np.asarray(written), np.asarray(untiled))  # 2x2 tiles of the 72x56 canvas
+    capsys.readouterr()
+    assert fuse_pair(model, pair_files, tmp_path / "bad.png", "--tile-size", "2") == 2
+    assert "`tile_size` must be an int of at least 4" in capsys.readouterr().err
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_size_format_and_dtype(model, pair_files, tmp_path, capsys):
     out = tmp_path / "fused.jpg"
     assert fuse_pair(model, pair_files, out, "--size", "50x30") == 0

@@ -13,12 +13,15 @@ from tqdm.auto import tqdm
 
 from ..loading import DTYPES, SCHEDULER_ALIASES, load_pipeline, resolve_device
 from ..pairing import Pair
+from ..pipelines.checks import FSDiffChecksMixin
+from ..pipelines.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..weights import DEFAULT_MODEL, SHIPPED_MODELS
 from .common import (
     EXIT_OK,
     finish,
     image_size,
     load_pair,
+    non_negative_int,
     pair_folders,
     positive_int,
     process_pairs,
@@ -62,6 +65,11 @@ def device_name(text: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
     return text
+
+
+def tile_size(text: str) -> int | None:
+    """argparse type of `--tile-size`: `auto` (None: the pipeline decides) or a positive number of pixels."""
+    return None if text == "auto" else positive_int(text)
 
 
 def input_range(text: str) -> str | tuple[float, float]:
@@ -159,6 +167,7 @@ def run_fuse(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, device, dtype, args.scheduler)
     steps = args.steps or pipe.default_num_inference_steps
     check_scheduler(pipe.scheduler, steps)
+    pipe.check_tiling(args.tile_size, args.tile_overlap)
     pipe.set_progress_bar_config(disable=len(pairs) > 1 or None)  # the steps of a single pair; else pairs only
     report(
         f"model {args.model} on {device} ({str(dtype).removeprefix('torch.')}), {type(pipe.scheduler).__name__}, "
@@ -181,6 +190,8 @@ def run_fuse(args: argparse.Namespace) -> int:
                 num_inference_steps=steps,
                 generator=torch.Generator().manual_seed(args.seed),
                 callback_on_step_end=StepReporter(pair.stem, steps),
+                tile_size=args.tile_size,
+                tile_overlap=args.tile_overlap,
             ).images[0]
         except torch.cuda.OutOfMemoryError as error:
             raise ValueError(f"out of memory on {device}; fuse it smaller (--scale, --size) or on the cpu") from error
@@ -258,6 +269,24 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         "--scheduler", metavar="NAME", help="sampler: ddpm, ddim, dpm++, unipc, euler, heun, pndm or a class name"
     )
     sampling.add_argument("--seed", type=int, default=0, help="seed of the initial noise of every image (default: 0)")
+
+    tiling = parser.add_argument_group("large images")
+    tiling.add_argument(
+        "--tile-size",
+        type=tile_size,
+        default=None,
+        metavar="N|auto",
+        help=f"denoise in overlapping tiles of N x N output pixels, in memory bounded by the tile (default: auto, "
+        f"tiles of {DEFAULT_TILE_SIZE} for outputs over {FSDiffChecksMixin.max_untiled_pixels / 2**20:g} megapixels "
+        "or too large for the memory; a size at least the output's turns tiling off)",
+    )
+    tiling.add_argument(
+        "--tile-overlap",
+        type=non_negative_int,
+        metavar="N",
+        help=f"pixels by which neighbouring tiles overlap and are blended (default: {DEFAULT_TILE_OVERLAP}, or a "
+        "quarter of a smaller --tile-size)",
+    )
 
     model = parser.add_argument_group("model and hardware")
     model.add_argument(

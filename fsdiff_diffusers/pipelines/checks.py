@@ -3,6 +3,7 @@ against what the device has (refused before anything is allocated), and step cou
 the scheduler cannot take; each refusal says plainly what to change."""
 
 import inspect
+import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -44,6 +45,11 @@ def _sized(values) -> bool:
         return False
 
 
+def _is_int(value) -> bool:
+    """Whether `value` is an int (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _type_names(values: list) -> str:
     return ", ".join(sorted({type(value).__name__ for value in values}))
 
@@ -57,6 +63,11 @@ class FSDiffChecksMixin:
     canvas_pixel_bytes = 480
     # Per source pixel: the loaded images (RGB and its YCbCr split, float32) of both sources.
     source_pixel_bytes = 32
+    # Per canvas pixel of a tiled call, besides one tile's `canvas_pixel_bytes`: the whole-image tensors (conditions,
+    # sample, prediction, blending weights, residual base, the scheduler's state and the output), in float32.
+    tiled_canvas_pixel_bytes = 96
+    # Canvases of more pixels than this are denoised in tiles unless a call sets `tile_size` (about 2.8 GiB untiled).
+    max_untiled_pixels = 6 * 2**20
 
     def check_inputs(
         self,
@@ -96,8 +107,14 @@ class FSDiffChecksMixin:
         for kind, schedule in (("timesteps", timesteps), ("sigmas", sigmas)):
             if schedule is not None and (isinstance(schedule, (str, bytes)) or not _sized(schedule)):
                 raise ValueError(f"`{kind}` must be a non-empty sequence of numbers, got {schedule!r}.")
-        if timesteps is None and sigmas is None and (
-            not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool) or num_inference_steps < 1
+        if (
+            timesteps is None
+            and sigmas is None
+            and (
+                not isinstance(num_inference_steps, int)
+                or isinstance(num_inference_steps, bool)
+                or num_inference_steps < 1
+            )
         ):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
         unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
@@ -115,26 +132,57 @@ class FSDiffChecksMixin:
             )
 
     def estimate_memory(
-        self, input_size: tuple[int, int], output_size: tuple[int, int], batch_size: int = 1
+        self,
+        input_size: tuple[int, int],
+        output_size: tuple[int, int],
+        batch_size: int = 1,
+        tile_size: int | None = None,
     ) -> int:
         """
         Estimated peak memory, in bytes, of fusing `batch_size` pairs of `input_size` `(height, width)` into
-        `output_size`: [`canvas_pixel_bytes`] per pixel of the canvas (scaled to the U-Net's dtype) and
-        [`source_pixel_bytes`] per source pixel. Whatever the number of steps: a step frees what the previous one
-        allocated. Measured on the CPU for the shipped architecture (both shipped models share it), about 0.45 GiB
-        per output megapixel in float32; other architectures differ.
+        `output_size`: [`canvas_pixel_bytes`] per pixel of the canvas, or with `tile_size` of one tile, (scaled to
+        the U-Net's dtype), [`tiled_canvas_pixel_bytes`] per canvas pixel when tiled and [`source_pixel_bytes`] per
+        source pixel. Whatever the number of steps: a step frees what the previous one allocated. Measured on the CPU
+        for the shipped architecture (both shipped models share it), about 0.45 GiB per output megapixel in float32
+        untiled; other architectures differ.
         """
         canvas_height, canvas_width = self.canvas_size(*output_size)
-        canvas = canvas_height * canvas_width * self.canvas_pixel_bytes * self.unet.dtype.itemsize // 4
-        return batch_size * (canvas + input_size[0] * input_size[1] * self.source_pixel_bytes)
+        denoised = canvas_height * canvas_width
+        whole_image = 0
+        if tile_size is not None:
+            denoised = min(tile_size, canvas_height) * min(tile_size, canvas_width)
+            whole_image = canvas_height * canvas_width * self.tiled_canvas_pixel_bytes
+        models = denoised * self.canvas_pixel_bytes * self.unet.dtype.itemsize // 4
+        return batch_size * (models + whole_image + input_size[0] * input_size[1] * self.source_pixel_bytes)
+
+    def check_tiling(self, tile_size: int | None, tile_overlap: int | None) -> None:
+        """Refuse a `tile_size` that is not a positive int of at least the U-Net's downsampling factor, or a
+        `tile_overlap` that is negative or more than half of it (`None`: the defaults)."""
+        factor = self.unet.downsample_factor
+        if tile_size is not None and (not _is_int(tile_size) or tile_size < factor):
+            raise ValueError(
+                f"`tile_size` must be an int of at least {factor} (the U-Net's downsampling factor) or None for "
+                f"automatic tiling, got {tile_size!r}; 512 to 1024 suits most machines."
+            )
+        if tile_overlap is None:
+            return
+        if not _is_int(tile_overlap) or tile_overlap < 0 or tile_overlap * 2 > (tile_size or 2**62):
+            raise ValueError(
+                f"`tile_overlap` must be an int from 0 to half of `tile_size` ({tile_size}), got {tile_overlap!r}."
+            )
 
     def check_output_size(
-        self, input_size: tuple[int, int], output_size: tuple[int, int], batch_size: int, device: torch.device
+        self,
+        input_size: tuple[int, int],
+        output_size: tuple[int, int],
+        batch_size: int,
+        device: torch.device,
+        tile_size: int | None = None,
     ) -> None:
         """
-        Warn beyond x8 (the models serve x2 to x8), and refuse an output whose [`estimate_memory`] exceeds the memory
-        available on `device` (see [`available_memory`]) before anything is allocated, instead of failing deep inside
-        a convolution.
+        Warn beyond x8 (the models serve x2 to x8), and refuse an output whose [`estimate_memory`] (with `tile_size`)
+        exceeds the memory available on `device` (see [`available_memory`]) before anything is allocated, instead of
+        failing deep inside a convolution.
         """
         scale = max(output / source for output, source in zip(output_size, input_size))
         if scale > MAX_TRAINED_SCALE:
@@ -143,15 +191,17 @@ class FSDiffChecksMixin:
                 f"models were trained for x2 to x{MAX_TRAINED_SCALE}, so detail beyond that is bicubic guesswork.",
                 stacklevel=4,  # the caller of __call__ (under torch.no_grad's wrapper)
             )
-        needed, available = self.estimate_memory(input_size, output_size, batch_size), available_memory(device)
+        needed = self.estimate_memory(input_size, output_size, batch_size, tile_size)
+        available = available_memory(device)
         if available is None or needed <= available:
             return
         fitting_scale = scale * (available / needed) ** 0.5
+        tiles = "a smaller `tile_size`, " if tile_size is not None else ""
         raise ValueError(
             f"Fusing {batch_size} pair(s) of {input_size[0]}x{input_size[1]} into {output_size[0]}x{output_size[1]} "
             f"needs about {needed / 2**30:.1f} GiB of memory, but {device.type} has {available / 2**30:.1f} GiB "
-            f"available: use a smaller `scale` or `output_size` (about x{fitting_scale:.3g} or less fits; the models "
-            f"serve x2 to x{MAX_TRAINED_SCALE}), fewer pairs per call, or a device with more memory."
+            f"available: use {tiles}a smaller `scale` or `output_size` (about x{fitting_scale:.3g} or less fits; the "
+            f"models serve x2 to x{MAX_TRAINED_SCALE}), fewer pairs per call, or a device with more memory."
         )
 
     def prepare_timesteps(

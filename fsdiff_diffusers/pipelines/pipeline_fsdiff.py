@@ -36,6 +36,8 @@ from ..models.unet_fsdiff import FSDiffUNet2DModel
 from .checks import FSDiffChecksMixin
 from .hub import FSDiffHubMixin
 from .pipeline_output import FSDiffPipelineOutput
+from .thresholding import large_sample_thresholding
+from .tiling import DEFAULT_TILE_OVERLAP, FSDiffTilingMixin, plan_tiles
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -79,7 +81,7 @@ FALLBACK_NUM_INFERENCE_STEPS = 10
 """Steps of a pipeline whose config registers no `default_num_inference_steps` (folders saved before it existed)."""
 
 
-class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
+class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, DiffusionPipeline):
     r"""
     Pipeline for simultaneous fusion and super-resolution of two source images of one scene (infrared + visible, or
     MRI + CT/PET/SPECT), as in FS-Diff.
@@ -259,6 +261,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         input_range: InputRange | tuple[InputRange, InputRange] = "auto",
         return_clarity: bool = False,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
     ) -> FSDiffPipelineOutput | tuple:
         r"""
         Fuse and super-resolve pairs of source images.
@@ -301,6 +305,13 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
                 are clipped. See [`~image_processor.load_image`].
             return_clarity (`bool`, defaults to `False`): Also return the encoder's clarity map of each source at the
                 output size (`FSDiffPipelineOutput.clarity`; the tuple's second item).
+            tile_size (`int`, *optional*): Denoise the output in overlapping square tiles of this many pixels a side,
+                in memory bounded by the tile, not the image (see [`~pipelines.tiling`]). By default tiles of
+                [`DEFAULT_TILE_SIZE`] are used only when the canvas has more than [`max_untiled_pixels`] pixels or does
+                not fit into the available memory; a `tile_size` at least the canvas's size turns tiling off.
+            tile_overlap (`int`, *optional*): Pixels by which neighbouring tiles overlap at least; their predictions
+                are blended across it. At most half of `tile_size`; by default [`DEFAULT_TILE_OVERLAP`], or a quarter
+                of a smaller `tile_size`.
 
         Examples:
 
@@ -332,20 +343,28 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
 
         device = self._execution_device
         dtype = self.unet.dtype
-        self.check_output_size(inputs.size, (height, width), batch_size, device)
+        self.check_tiling(tile_size, tile_overlap)
+        tile_size = self.tile_size_for(inputs.size, (height, width), batch_size, device, tile_size)
+        if tile_overlap is None:
+            tile_overlap = min(DEFAULT_TILE_OVERLAP, (tile_size or 0) // 4)
+        self.check_output_size(inputs.size, (height, width), batch_size, device, tile_size)
         with warnings.catch_warnings():  # diffusers' schedulers call np.array on torch tensors: numpy 2's notice
             warnings.filterwarnings("ignore", message=NUMPY_ARRAY_NOTICE, category=DeprecationWarning)
             self.prepare_timesteps(num_inference_steps, device, timesteps, sigmas)
 
-        # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once.
+        # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once, or on the
+        # canvas scaled down to one tile for a tiled call (its context then serves every tile).
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
         upsampled = resize(sources, (height, width))
         margin = self.unet.downsample_factor
         conditions, _ = pad_to_multiple(upsampled, margin, margin)
-        conditions = (conditions * 2 - 1).to(device=device, dtype=dtype)
+        tiles = plan_tiles(latents_shape[-2:], tile_size, tile_overlap, margin) if tile_size else None
         semantic_embeds = self.encode_semantics(sources)
-        encoded = self.clarity_encoder(conditions.to(self.clarity_encoder.dtype), semantic_embeds=semantic_embeds)
-        context, features = encoded.context, encoded.features
+        encoded = self.clarity_encoder(
+            self.encoder_view(conditions, tile_size).to(device=device, dtype=self.clarity_encoder.dtype),
+            semantic_embeds=semantic_embeds,
+        )
+        conditions = (conditions * 2 - 1).to(device=device, dtype=dtype)
         base = self.unet.residual_base(conditions)
 
         # 2. Noise and timesteps.
@@ -355,13 +374,21 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         # 3. Denoising loop.
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
+        with self.progress_bar(total=len(timesteps) * len(tiles or [None])) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                model_input = torch.cat([self.scheduler.scale_model_input(latents, t), conditions], dim=1)
-                prediction = self.unet(model_input, t, context, features, return_dict=False)[0]
-                latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                sample = self.scheduler.scale_model_input(latents, t)
+                if tiles is None:
+                    model_input = torch.cat([sample, conditions], dim=1)
+                    prediction = self.unet(model_input, t, encoded.context, encoded.features, return_dict=False)[0]
+                    progress_bar.update()
+                else:
+                    prediction = self.predict_tiles(
+                        sample, t, conditions, encoded.context, semantic_embeds, tiles, tile_overlap, progress_bar
+                    )
+                with large_sample_thresholding(self.scheduler, latents):
+                    latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
 
                 if callback_on_step_end is not None:
                     callback_kwargs = {}
@@ -369,7 +396,6 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
                         callback_kwargs[k] = locals()[k]
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = callback_outputs.pop("latents", latents)
-                progress_bar.update()
 
         # 4. Sample -> fused image (a residual model adds its base), unpad, back to [0, 1], restore the chroma.
         luminance = (crop_to(self.unet.to_image(latents, base), (height, width), margin).float().cpu() + 1) / 2
@@ -377,7 +403,12 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, DiffusionPipeline):
         images = postprocess(luminance, chroma, inputs.is_colour, output_type)
         clarity = None
         if return_clarity:
-            clarity = self.clarity_maps(encoded.clarity, tuple(latents.shape[-2:]), (height, width), output_type)
+            canvas_clarity = (
+                encoded.clarity
+                if tiles is None
+                else self.tiled_clarity(conditions, semantic_embeds, tiles, tile_overlap)
+            )
+            clarity = self.clarity_maps(canvas_clarity, latents_shape[-2:], (height, width), output_type)
 
         self.maybe_free_model_hooks()
         if not return_dict:
