@@ -2,7 +2,10 @@
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -44,6 +47,12 @@ TINY_MODEL = [
 ]  # fmt: skip
 
 
+FINAL_WEIGHTS = ("unet", "clarity_encoder", "checkpoint-4/unet_ema", "checkpoint-4/clarity_encoder_ema")
+"""The weights two runs of 4 steps with `--use_ema` must agree on: the saved pipeline's and the last EMA copies."""
+
+TRAIN_SCRIPT = Path(train_fsdiff.__file__)
+
+
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
     """Each run in its own Accelerate state, as in a new process (the state is a process-wide singleton)."""
@@ -64,11 +73,24 @@ def write_pairs(root: Path, count: int = 4, size: tuple[int, int] = (40, 48), fu
     return root
 
 
+def train_argv(data_args: list[str], output_dir: Path, *extra: str) -> list[str]:
+    """The command line of a tiny run (32x32 crops, batches of 2, the tiny model)."""
+    return [*data_args, "--output_dir", str(output_dir), "--resolution", "32", "--train_batch_size", "2",
+            "--report_to", "none", "--seed", "0", *TINY_MODEL, *extra]  # fmt: skip
+
+
 def train_args(data_args: list[str], output_dir: Path, *extra: str):
-    return parse_args(
-        [*data_args, "--output_dir", str(output_dir), "--resolution", "32", "--train_batch_size", "2",
-         "--report_to", "none", "--seed", "0", *TINY_MODEL, *extra]
-    )  # fmt: skip
+    return parse_args(train_argv(data_args, output_dir, *extra))
+
+
+def assert_same_weights(expected_dir: Path, actual_dir: Path, parts: tuple[str, ...]) -> None:
+    """The safetensors weights of each folder in `parts` are bitwise equal in both runs."""
+    for part in parts:
+        expected = load_file(next((expected_dir / part).glob("*.safetensors")))
+        actual = load_file(next((actual_dir / part).glob("*.safetensors")))
+        assert expected.keys() == actual.keys()
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=f"{part}/{name}")
 
 
 # Data -----------------------------------------------------------------------------------------------------------
@@ -222,12 +244,63 @@ def test_resume_replays_the_run_exactly(tmp_path, pairs, accumulation):
     (tmp_path / "resumed").mkdir()
     shutil.copytree(tmp_path / "straight" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
     main(train_args(data, tmp_path / "resumed", *extra, "--resume_from_checkpoint", "latest"))
-    for part in ("unet", "clarity_encoder", "checkpoint-4/unet_ema", "checkpoint-4/clarity_encoder_ema"):
-        expected = load_file(next((tmp_path / "straight" / part).glob("*.safetensors")))
-        actual = load_file(next((tmp_path / "resumed" / part).glob("*.safetensors")))
-        assert expected.keys() == actual.keys()
-        for name in expected:
-            torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=f"{part}/{name}")
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed", FINAL_WEIGHTS)
+
+
+def run_two_processes(argv: list[str]) -> None:
+    """`train_fsdiff.py argv` in two CPU processes (torchrun, gloo backend) on a free port."""
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("torch was built without torch.distributed (gloo): torchrun cannot start two processes")
+    env = {name: value for name, value in os.environ.items() if name not in train_fsdiff.WORLD_SIZE_VARIABLES}
+    env.update(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(TRAIN_SCRIPT), *argv]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-6000:]}"
+
+
+def test_two_processes_prune_checkpoints_safely_and_resume_exactly(tmp_path):
+    """
+    Under torchrun --nproc_per_node 2: a checkpoint every step with a limit of 2 (pruning while the other process
+    trains), each checkpoint with both processes' random states, and 4 steps straight == resuming from step 3, bitwise
+    (mid-epoch: 12 pairs in batches of 2 on 2 processes are 3 micro-batches per process, 2 optimizer steps an epoch).
+    """
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data", count=12))]
+    extra = ("--max_train_steps", "4", "--checkpointing_steps", "1", "--checkpoints_total_limit", "2", "--use_ema",
+             "--scale", "2-4", "--lr_warmup_steps", "1", "--learning_rate", "1e-3",
+             "--gradient_accumulation_steps", "2")  # fmt: skip
+    straight = tmp_path / "straight"
+    run_two_processes(train_argv(data, straight, *extra))
+    assert json.loads((straight / "training_args.json").read_text())["num_processes"] == 2
+    assert sorted(p.name for p in straight.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+    for checkpoint in ("checkpoint-3", "checkpoint-4"):
+        files = sorted(p.name for p in (straight / checkpoint).glob("random_states_*.pkl"))
+        assert files == ["random_states_0.pkl", "random_states_1.pkl"]
+        steps = {torch.load(straight / checkpoint / name, weights_only=False)["step"] for name in files}
+        assert len(steps) == 1, f"{checkpoint}: the processes' gradient accumulation counters differ: {steps}"
+
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(straight / "checkpoint-3", resumed / "checkpoint-3")
+    run_two_processes(train_argv(data, resumed, *extra, "--resume_from_checkpoint", "latest"))
+    assert_same_weights(straight, resumed, FINAL_WEIGHTS)
+
+
+def test_latest_skips_unfinished_checkpoints(tmp_path, caplog):
+    """A save in progress (`checkpoint-<step>.tmp`) and a checkpoint without all its files are never resumed from."""
+    data = ["--train_data_dir", str(write_pairs(tmp_path / "data"))]
+    out = tmp_path / "out"
+    main(train_args(data, out, "--max_train_steps", "1", "--checkpointing_steps", "1"))
+    shutil.copytree(out / "checkpoint-1", out / "checkpoint-5.tmp")
+    shutil.copytree(out / "checkpoint-1", out / "checkpoint-3")
+    (out / "checkpoint-3" / "optimizer.bin").unlink()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    trainer = train_fsdiff.Trainer(train_args(data, out))
+    with caplog.at_level(logging.WARNING):
+        assert trainer.checkpoint_to_resume("latest") == out / "checkpoint-1"
+    assert f"Skipping {out / 'checkpoint-3'}: it is incomplete (no optimizer.bin)" in caplog.text
+    with pytest.raises(FileNotFoundError, match="checkpoint-3' is incomplete: it has no optimizer.bin"):
+        trainer.checkpoint_to_resume("checkpoint-3")
 
 
 def test_several_processes_asked_for_but_one_started(tmp_path, monkeypatch, caplog):

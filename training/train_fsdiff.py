@@ -2,6 +2,8 @@
 """Train (or fine-tune) an FS-Diff pipeline with Accelerate.
 
     accelerate launch training/train_fsdiff.py --train_data_dir DATA --resolution 128 --scale 2-8 --output_dir out
+    accelerate launch --multi_gpu --num_processes 4 training/train_fsdiff.py ...      # 4 GPUs
+    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 training/train_fsdiff.py ...  # 2 CPU processes
 
 The U-Net learns to denoise the fused HR luminance (the dataset's fused targets, or a classical fusion of the HR
 sources by `--teacher`), or with `--diffusion_target residual` its difference from a classical fusion of the
@@ -17,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast_object_list, set_seed
 from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -59,6 +62,9 @@ logger = get_logger(__name__, log_level="INFO")
 
 COMPONENTS = {FSDiffUNet2DModel: "unet", ClarityMambaEncoder: "clarity_encoder"}
 """Checkpoint sub-folder of each trained model class (their EMA copies go to `<name>_ema`)."""
+
+RANDOM_STATES_NAME = "random_states_{process}.pkl"
+"""The file of each process's random state in a checkpoint (written by `Accelerator.save_state`)."""
 
 WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 """Where launchers put the number of processes they started: torchrun / `accelerate launch --multi_gpu`, MPI."""
@@ -221,9 +227,20 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", type=str, default="fsdiff-model")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--train_batch_size", type=int, default=16)
+    train.add_argument(
+        "--train_batch_size",
+        type=int,
+        default=16,
+        help="Pairs per process and micro-batch: an optimizer step sees this x processes x "
+        "--gradient_accumulation_steps pairs.",
+    )
     train.add_argument("--num_train_epochs", type=int, default=100)
-    train.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
+    train.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=None,
+        help="Optimizer steps, whatever the number of processes (--lr_warmup_steps too); overrides --num_train_epochs.",
+    )
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--gradient_checkpointing", action="store_true")
     train.add_argument("--learning_rate", type=float, default=1e-4)
@@ -252,7 +269,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--report_to", type=str, default="tensorboard", help="tensorboard, wandb, all or none.")
     train.add_argument("--logging_dir", type=str, default="logs")
     train.add_argument("--checkpointing_steps", type=int, default=500)
-    train.add_argument("--checkpoints_total_limit", type=int, default=None)
+    train.add_argument(
+        "--checkpoints_total_limit",
+        type=int,
+        default=None,
+        help="Keep the newest this many checkpoints: the oldest is deleted once a new one is complete.",
+    )
     train.add_argument("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
     train.add_argument(
         "--validation_steps",
@@ -269,6 +291,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(input_args)
     if args.report_to in ("wandb", "all") and args.hub_token is not None:
         parser.error("--hub_token would be logged to wandb: log in with `hf auth login` instead.")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        parser.error("--checkpoints_total_limit must be at least 1.")
     if (args.train_data_dir is None) == (args.dataset_name is None):
         parser.error("Pass exactly one of --train_data_dir and --dataset_name.")
     try:
@@ -447,6 +471,12 @@ def step_generator(seed: int, step: int, process_index: int, device: torch.devic
     return torch.Generator(device=device).manual_seed(hash((seed, step, process_index)) % (2**63))
 
 
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """The `checkpoint-<step>` folders of a run, oldest first (not the `checkpoint-<step>.tmp` ones being written)."""
+    folders = [path for path in Path(output_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", path.name)]
+    return sorted(folders, key=lambda path: int(path.name.split("-")[1]))
+
+
 def sobel_magnitude(images: torch.Tensor) -> torch.Tensor:
     """`|Gx| + |Gy|` of `images` `(B, C, H, W)` (the package's 3x3 Sobel filters, replicated borders); same shape."""
     gx, gy = sobel(images, border="replicate")
@@ -585,39 +615,105 @@ class Trainer:
             unwrapped.load_state_dict(loaded.state_dict())
 
     def prune_checkpoints(self) -> None:
-        """Delete the oldest `checkpoint-*` folders so that, with the one about to be saved, the limit holds."""
+        """Delete the oldest `checkpoint-<step>` folders beyond `--checkpoints_total_limit` (main process only)."""
         limit = self.args.checkpoints_total_limit
         if limit is None:
             return
-        checkpoints = sorted(Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in checkpoints[: max(0, len(checkpoints) - limit + 1)]:
+        for old in list_checkpoints(self.args.output_dir)[:-limit]:
             logger.info(f"Removing checkpoint {old} (--checkpoints_total_limit {limit})")
             shutil.rmtree(old)
 
     def save_checkpoint(self, global_step: int) -> None:
-        if self.accelerator.is_main_process:
-            self.prune_checkpoints()
-        self.accelerator.save_state(os.path.join(self.args.output_dir, f"checkpoint-{global_step}"))
+        """
+        Save `checkpoint-<global_step>` so that it is never seen half-written: every process writes its part (the main
+        process the models, optimizer and scheduler, each process its `random_states_<process>.pkl`) into
+        `checkpoint-<global_step>.tmp`; once all have finished, the main process checks that every process's random
+        state is there, renames the folder and only then deletes the checkpoints beyond the limit.
+        """
+        accelerator = self.accelerator
+        final = Path(self.args.output_dir, f"checkpoint-{global_step}")
+        partial = final.with_name(f"{final.name}.tmp")
+        if accelerator.is_main_process and partial.exists():
+            shutil.rmtree(partial)  # left by an interrupted save
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
+        names = [RANDOM_STATES_NAME.format(process=index) for index in range(accelerator.num_processes)]
+        missing = [name for name in names if not (partial / name).is_file()]
+        if missing:
+            raise RuntimeError(
+                f"{partial} lacks {', '.join(missing)}: --output_dir must be a folder that every process writes to "
+                "(on several machines, a shared filesystem)."
+            )
+        if final.exists():  # saved before by the run this one resumed
+            shutil.rmtree(final)
+        partial.rename(final)
+        self.prune_checkpoints()
+
+    def missing_files(self, checkpoint: Path) -> list[str]:
+        """What a checkpoint needs for this run to resume from it and lacks: empty when it is complete."""
+        files = ("optimizer.bin", "scheduler.bin", RANDOM_STATES_NAME.format(process=0))
+        missing = [name for name in files if not (checkpoint / name).is_file()]
+        folders = [*COMPONENTS.values(), *(f"{name}_ema" for name in self.emas)]
+        for folder in folders:
+            if not (checkpoint / folder / "config.json").is_file():
+                missing.append(f"{folder}/config.json")
+            if not any((checkpoint / folder).glob("diffusion_pytorch_model*.safetensors")):
+                missing.append(f"{folder}/diffusion_pytorch_model.safetensors")
+        return missing
+
+    def checkpoint_to_resume(self, name: str) -> Path | None:
+        """
+        The checkpoint `--resume_from_checkpoint` names: a folder name, or "latest" for the newest complete
+        `checkpoint-<step>` of `--output_dir` (incomplete ones, left by older versions of this script, are skipped
+        with a warning; `None` when there is none). A named checkpoint that is missing or incomplete is an error.
+        """
+        if name == "latest":
+            for checkpoint in reversed(list_checkpoints(self.args.output_dir)):
+                missing = self.missing_files(checkpoint)
+                if not missing:
+                    return checkpoint
+                logger.warning(f"Skipping {checkpoint}: it is incomplete (no {', '.join(missing)}).")
+            return None
+        checkpoint = Path(self.args.output_dir, Path(name).name)
+        if not checkpoint.is_dir():
+            raise FileNotFoundError(f"Checkpoint '{checkpoint}' does not exist.")
+        missing = self.missing_files(checkpoint)
+        if missing:
+            raise FileNotFoundError(f"Checkpoint '{checkpoint}' is incomplete: it has no {', '.join(missing)}.")
+        return checkpoint
 
     def resume(self) -> int:
-        """Load `--resume_from_checkpoint` ("latest" or a folder name) and return its global step (0 without one)."""
+        """
+        Load `--resume_from_checkpoint` and return its global step (0 without one). The main process chooses the
+        checkpoint and tells the others, so that all of them load the same one.
+        """
         name = self.args.resume_from_checkpoint
         if name is None:
             return 0
-        if name == "latest":
-            checkpoints = sorted(
-                Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+        checkpoint, error = None, None
+        if self.accelerator.is_main_process:
+            try:
+                checkpoint = self.checkpoint_to_resume(name)
+            except FileNotFoundError as raised:
+                error = str(raised)
+        checkpoint, error = broadcast_object_list([checkpoint, error])
+        if error is not None:
+            raise FileNotFoundError(error)
+        if checkpoint is None:
+            logger.info("No checkpoint to resume from: starting a new run.")
+            return 0
+        saved_by = len(list(checkpoint.glob(RANDOM_STATES_NAME.format(process="*"))))
+        if saved_by != self.accelerator.num_processes:
+            logger.warning(
+                f"{checkpoint} was saved by {saved_by} process(es) and this run has {self.accelerator.num_processes}: "
+                "each process now draws other batches, so the run does not replay the interrupted one exactly."
             )
-            if not checkpoints:
-                logger.info("No checkpoint to resume from: starting a new run.")
-                return 0
-            name = checkpoints[-1].name
-        path = Path(self.args.output_dir, Path(name).name)
-        if not path.is_dir():
-            raise FileNotFoundError(f"Checkpoint '{path}' does not exist.")
-        logger.info(f"Resuming from {path}")
-        self.accelerator.load_state(str(path))
-        return int(path.name.split("-")[1])
+        logger.info(f"Resuming from {checkpoint}")
+        self.accelerator.load_state(str(checkpoint))
+        return int(checkpoint.name.split("-")[1])
 
     # Training ----------------------------------------------------------------------------------------------------
 
@@ -662,21 +758,23 @@ class Trainer:
             batch_size=args.train_batch_size,
             sampler=sampler,
             num_workers=args.dataloader_num_workers,
-            drop_last=len(self.dataset) >= args.train_batch_size,
+            drop_last=len(self.dataset) >= args.train_batch_size * accelerator.num_processes,
         )
-        params = [*self.unet.parameters(), *self.encoder.parameters()]
-        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+        # Prepared first: with several processes each one gets its share of the batches, which sets the epoch length.
+        dataloader = accelerator.prepare(dataloader)
         updates_per_epoch = math.ceil(len(dataloader) / args.gradient_accumulation_steps)
         max_steps = args.max_train_steps or args.num_train_epochs * updates_per_epoch
         num_epochs = math.ceil(max_steps / updates_per_epoch)
-        lr_scheduler = get_scheduler(
+        params = [*self.unet.parameters(), *self.encoder.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+        lr_scheduler = get_scheduler(  # a prepared scheduler steps once per process at each optimizer step
             args.lr_scheduler,
             optimizer=optimizer,
             num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
             num_training_steps=max_steps * accelerator.num_processes,
         )
-        self.unet, self.encoder, optimizer, dataloader, lr_scheduler = accelerator.prepare(
-            self.unet, self.encoder, optimizer, dataloader, lr_scheduler
+        self.unet, self.encoder, optimizer, lr_scheduler = accelerator.prepare(
+            self.unet, self.encoder, optimizer, lr_scheduler
         )
         for ema in self.emas.values():
             ema.to(accelerator.device)
@@ -699,7 +797,9 @@ class Trainer:
             self.encoder.train()
             skip = skip_batches if epoch == first_epoch else 0
             loader = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
-            loader.set_epoch(epoch)  # propagates to the sampler and the dataset: the epoch's order and crops
+            loader.set_epoch(epoch)  # Accelerate's epoch counter, which it passes on again at each iteration...
+            sampler.set_epoch(epoch)  # ...but to the sampler or the dataset only, depending on how the loader is
+            self.dataset.set_epoch(epoch)  # wrapped (several processes, skipped batches): the epoch's order and crops
             for step, batch in enumerate(loader, start=skip):
                 generator = step_generator(
                     args.seed, epoch * len(dataloader) + step, accelerator.process_index, accelerator.device
