@@ -11,7 +11,7 @@ from PIL import Image
 from fsdiff_diffusers import FSDiffPipeline
 from fsdiff_diffusers.example_pair import example_pair
 from fsdiff_diffusers.pipelines import thresholding
-from fsdiff_diffusers.pipelines.tiling import FSDiffTilingMixin, blend_weights, plan_tiles, tile_starts
+from fsdiff_diffusers.pipelines.tiling import FSDiffTilingMixin, blend_weights, plan_tiles, tile_spans
 
 from .conftest import tiny_pipeline
 
@@ -37,27 +37,36 @@ def test_tiles_cover_the_canvas_on_the_unet_grid_and_overlap(canvas, tile, overl
     covered = torch.zeros(canvas, dtype=torch.int)
     for t in tiles:
         assert t.rows.start % multiple == 0 and t.cols.start % multiple == 0
-        assert t.rows.stop - t.rows.start == min(tile, canvas[0]) and t.cols.stop - t.cols.start == min(tile, canvas[1])
+        assert t.rows.stop - t.rows.start <= tile and t.cols.stop - t.cols.start <= tile
         covered[t.rows, t.cols] += 1
     assert covered.min() >= 1
     for length in canvas:
-        starts = tile_starts(length, min(tile, length), overlap, multiple)
-        assert starts[0] == 0 and starts[-1] == length - min(tile, length)
-        assert all(min(tile, length) - (b - a) >= overlap - multiple // 2 for a, b in zip(starts, starts[1:]))
+        spans = tile_spans(length, min(tile, length), overlap, multiple)
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(stop - start >= overlap - multiple // 2 for (_, stop), (start, _) in zip(spans, spans[1:]))
+        if len(spans) > 1:  # as few tiles as cover the axis, no longer than needed
+            assert len(spans) == len(tile_spans(length, tile, overlap, multiple))
+            size = spans[0][1] - spans[0][0]
+            assert size * len(spans) - (len(spans) - 1) * overlap < length + len(spans) * multiple
     weights = blend_weights(tiles, canvas, overlap, torch.device("cpu"))
     assert weights.min() > 0
 
 
+def test_a_4k_canvas_costs_at_most_a_third_more_than_one_pass():
+    tiles = plan_tiles((2176, 3856), 1024, 128, 16)
+    tiled = sum((t.rows.stop - t.rows.start) * (t.cols.stop - t.cols.start) for t in tiles)
+    assert len(tiles) == 15 and tiled < 1.33 * 2176 * 3856
+
+
 def test_tile_weights_ramp_only_towards_neighbours():
-    top_left, top_right = plan_tiles((64, 96), 64, 16, 8)
+    top_left, top_right = plan_tiles((64, 96), 64, 16, 8)  # two tiles of 64x56, overlapping by 16
+    assert (top_left.cols, top_right.cols) == (slice(0, 56), slice(40, 96))
     weight = top_left.weight(16)
-    assert weight.shape == (64, 64)
-    np.testing.assert_allclose(weight[:, :48], 1)  # no neighbour above, below or to the left
+    assert weight.shape == (64, 56)
+    np.testing.assert_allclose(weight[:, :40], 1)  # no neighbour above, below or to the left
     assert (weight[:, -16:].diff(dim=1) < 0).all() and 0 < weight[0, -1] < 0.01
-    # Across the overlap the two weights are a sin² / cos² pair: they sum to one where the overlap is exactly 16.
-    overlap = top_left.cols.stop - top_right.cols.start
-    if overlap == 16:
-        np.testing.assert_allclose(weight[0, -16:] + top_right.weight(16)[0, :16], 1, atol=1e-6)
+    # Across the overlap the two weights are a sin² / cos² pair: they sum to one.
+    np.testing.assert_allclose(weight[0, -16:] + top_right.weight(16)[0, :16], 1, atol=1e-6)
 
 
 def test_a_tile_as_large_as_the_canvas_is_the_untiled_call(pipe, pair):

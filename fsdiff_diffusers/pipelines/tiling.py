@@ -76,16 +76,20 @@ def _profile(length: int, overlap: int, start: bool, stop: bool, device: torch.d
     return profile
 
 
-def tile_starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
+def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
     """
-    Where the tiles of one axis start: as few tiles of `tile` pixels as cover `length` with neighbours overlapping by
-    at least `overlap` pixels (less at most `multiple / 2` after rounding), spread evenly, every start a multiple of
-    `multiple`. `length` and `tile` must be multiples of `multiple`; one tile when `tile >= length`.
+    The `(start, stop)` of the tiles along one axis: as few tiles of at most `tile` pixels as cover `length` with
+    neighbours overlapping by at least `overlap` pixels, each as short as that allows (rounded up to a multiple of
+    `multiple`, so that no work goes into overlap beyond what is asked), spread evenly with every start a multiple of
+    `multiple` (overlaps may then fall short by at most `multiple / 2`). `length` and `tile` must be multiples of
+    `multiple`; one span when `tile >= length`.
     """
     if tile >= length:
-        return [0]
+        return [(0, length)]
     count = 1 + math.ceil((length - tile) / (tile - overlap))
-    return [round(i * (length - tile) / (count - 1) / multiple) * multiple for i in range(count)]
+    size = min(tile, -(-(length + (count - 1) * overlap) // (count * multiple)) * multiple)
+    starts = [round(i * (length - size) / (count - 1) / multiple) * multiple for i in range(count)]
+    return [(start, start + size) for start in starts]
 
 
 def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multiple: int) -> list[Tile]:
@@ -94,8 +98,8 @@ def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multi
 
     Args:
         canvas_size (`tuple[int, int]`): The canvas `(height, width)`, multiples of `multiple`.
-        tile_size (`int`): The tiles' side in pixels, rounded down to a multiple of `multiple` (at least `multiple`);
-            tiles are cut to the canvas where it is smaller.
+        tile_size (`int`): The tiles' largest side in pixels, rounded down to a multiple of `multiple` (at least
+            `multiple`); see [`tile_spans`] for how the tiles are then laid out along each axis.
         overlap (`int`): The least overlap of neighbouring tiles, over which their weights ramp.
         multiple (`int`): The U-Net's downsampling factor: tile sides and starts are multiples of it.
 
@@ -103,16 +107,13 @@ def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multi
         `list[Tile]`: one [`Tile`] for an image that fits into one, else overlapping tiles that cover the canvas.
     """
     tile_size = max(multiple, tile_size // multiple * multiple)
-    tiles = []
-    axes = []
-    for length in canvas_size:
-        size = min(tile_size, length)
-        axes.append([(start, start + size) for start in tile_starts(length, size, overlap, multiple)])
-    for top, bottom in axes[0]:
-        for left, right in axes[1]:
-            ramps = (top > 0, bottom < canvas_size[0], left > 0, right < canvas_size[1])
-            tiles.append(Tile(slice(top, bottom), slice(left, right), ramps))
-    return tiles
+    rows, cols = (tile_spans(length, tile_size, overlap, multiple) for length in canvas_size)
+    height, width = canvas_size
+    return [
+        Tile(slice(top, bottom), slice(left, right), (top > 0, bottom < height, left > 0, right < width))
+        for top, bottom in rows
+        for left, right in cols
+    ]
 
 
 def blend_weights(tiles: list[Tile], canvas_size: tuple[int, int], overlap: int, device: torch.device) -> torch.Tensor:
