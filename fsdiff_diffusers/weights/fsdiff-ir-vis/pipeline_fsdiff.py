@@ -939,15 +939,17 @@ class FSDiffChecksMixin:
         models = denoised * self.canvas_pixel_bytes * self.unet.dtype.itemsize // 4
         return batch_size * (models + whole_image + input_size[0] * input_size[1] * self.source_pixel_bytes)
 
-    def check_tiling(self, tile_size: int | None, tile_overlap: int) -> None:
+    def check_tiling(self, tile_size: int | None, tile_overlap: int | None) -> None:
         """Refuse a `tile_size` that is not a positive int of at least the U-Net's downsampling factor, or a
-        `tile_overlap` that is negative or more than half of it."""
+        `tile_overlap` that is negative or more than half of it (`None`: the defaults)."""
         factor = self.unet.downsample_factor
         if tile_size is not None and (not _is_int(tile_size) or tile_size < factor):
             raise ValueError(
                 f"`tile_size` must be an int of at least {factor} (the U-Net's downsampling factor) or None for "
                 f"automatic tiling, got {tile_size!r}; 512 to 1024 suits most machines."
             )
+        if tile_overlap is None:
+            return
         if not _is_int(tile_overlap) or tile_overlap < 0 or tile_overlap * 2 > (tile_size or 2**62):
             raise ValueError(
                 f"`tile_overlap` must be an int from 0 to half of `tile_size` ({tile_size}), got {tile_overlap!r}."
@@ -1172,16 +1174,20 @@ def _profile(length: int, overlap: int, start: bool, stop: bool, device: torch.d
     return profile
 
 
-def tile_starts(length: int, tile: int, overlap: int, multiple: int) -> list[int]:
+def tile_spans(length: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
     """
-    Where the tiles of one axis start: as few tiles of `tile` pixels as cover `length` with neighbours overlapping by
-    at least `overlap` pixels (less at most `multiple / 2` after rounding), spread evenly, every start a multiple of
-    `multiple`. `length` and `tile` must be multiples of `multiple`; one tile when `tile >= length`.
+    The `(start, stop)` of the tiles along one axis: as few tiles of at most `tile` pixels as cover `length` with
+    neighbours overlapping by at least `overlap` pixels, each as short as that allows (rounded up to a multiple of
+    `multiple`, so that no work goes into overlap beyond what is asked), spread evenly with every start a multiple of
+    `multiple` (overlaps may then fall short by at most `multiple / 2`). `length` and `tile` must be multiples of
+    `multiple`; one span when `tile >= length`.
     """
     if tile >= length:
-        return [0]
+        return [(0, length)]
     count = 1 + math.ceil((length - tile) / (tile - overlap))
-    return [round(i * (length - tile) / (count - 1) / multiple) * multiple for i in range(count)]
+    size = min(tile, -(-(length + (count - 1) * overlap) // (count * multiple)) * multiple)
+    starts = [round(i * (length - size) / (count - 1) / multiple) * multiple for i in range(count)]
+    return [(start, start + size) for start in starts]
 
 
 def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multiple: int) -> list[Tile]:
@@ -1190,8 +1196,8 @@ def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multi
 
     Args:
         canvas_size (`tuple[int, int]`): The canvas `(height, width)`, multiples of `multiple`.
-        tile_size (`int`): The tiles' side in pixels, rounded down to a multiple of `multiple` (at least `multiple`);
-            tiles are cut to the canvas where it is smaller.
+        tile_size (`int`): The tiles' largest side in pixels, rounded down to a multiple of `multiple` (at least
+            `multiple`); see [`tile_spans`] for how the tiles are then laid out along each axis.
         overlap (`int`): The least overlap of neighbouring tiles, over which their weights ramp.
         multiple (`int`): The U-Net's downsampling factor: tile sides and starts are multiples of it.
 
@@ -1199,16 +1205,13 @@ def plan_tiles(canvas_size: tuple[int, int], tile_size: int, overlap: int, multi
         `list[Tile]`: one [`Tile`] for an image that fits into one, else overlapping tiles that cover the canvas.
     """
     tile_size = max(multiple, tile_size // multiple * multiple)
-    tiles = []
-    axes = []
-    for length in canvas_size:
-        size = min(tile_size, length)
-        axes.append([(start, start + size) for start in tile_starts(length, size, overlap, multiple)])
-    for top, bottom in axes[0]:
-        for left, right in axes[1]:
-            ramps = (top > 0, bottom < canvas_size[0], left > 0, right < canvas_size[1])
-            tiles.append(Tile(slice(top, bottom), slice(left, right), ramps))
-    return tiles
+    rows, cols = (tile_spans(length, tile_size, overlap, multiple) for length in canvas_size)
+    height, width = canvas_size
+    return [
+        Tile(slice(top, bottom), slice(left, right), (top > 0, bottom < height, left > 0, right < width))
+        for top, bottom in rows
+        for left, right in cols
+    ]
 
 
 def blend_weights(tiles: list[Tile], canvas_size: tuple[int, int], overlap: int, device: torch.device) -> torch.Tensor:
@@ -1569,7 +1572,7 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
         input_range: InputRange | tuple[InputRange, InputRange] = "auto",
         return_clarity: bool = False,
         tile_size: int | None = None,
-        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        tile_overlap: int | None = None,
     ) -> FSDiffPipelineOutput | tuple:
         r"""
         Fuse and super-resolve pairs of source images.
@@ -1616,8 +1619,9 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
                 in memory bounded by the tile, not the image (see [`~pipelines.tiling`]). By default tiles of
                 [`DEFAULT_TILE_SIZE`] are used only when the canvas has more than [`max_untiled_pixels`] pixels or does
                 not fit into the available memory; a `tile_size` at least the canvas's size turns tiling off.
-            tile_overlap (`int`, defaults to [`DEFAULT_TILE_OVERLAP`]): Pixels by which neighbouring tiles overlap at
-                least; their predictions are blended across it. At most half of `tile_size`.
+            tile_overlap (`int`, *optional*): Pixels by which neighbouring tiles overlap at least; their predictions
+                are blended across it. At most half of `tile_size`; by default [`DEFAULT_TILE_OVERLAP`], or a quarter
+                of a smaller `tile_size`.
 
         Examples:
 
@@ -1651,6 +1655,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
         dtype = self.unet.dtype
         self.check_tiling(tile_size, tile_overlap)
         tile_size = self.tile_size_for(inputs.size, (height, width), batch_size, device, tile_size)
+        if tile_overlap is None:
+            tile_overlap = min(DEFAULT_TILE_OVERLAP, (tile_size or 0) // 4)
         self.check_output_size(inputs.size, (height, width), batch_size, device, tile_size)
         with warnings.catch_warnings():  # diffusers' schedulers call np.array on torch tensors: numpy 2's notice
             warnings.filterwarnings("ignore", message=NUMPY_ARRAY_NOTICE, category=DeprecationWarning)
