@@ -1,5 +1,6 @@
 """The `fsdiff` command: `fsdiff fuse` fuses and super-resolves pairs with an FS-Diff pipeline, `fsdiff example`
-draws a synthetic pair, `fsdiff evaluate` scores fused images, `fsdiff baseline` makes "bicubic + fusion" results.
+draws a synthetic pair, `fsdiff evaluate` scores fused images, `fsdiff baseline` makes "bicubic + fusion" results,
+`fsdiff demo` serves the Gradio app of `fsdiff_diffusers.demo`.
 
 One module per subcommand (a `run_<command>(args) -> int` function and an `add_<command>_parser(subparsers)`
 builder), `common` for what they share; [`main`] ties them together. Folders are paired by file stem with
@@ -13,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from . import baseline, evaluate, example, fuse
+from . import baseline, demo, evaluate, example, fuse
 from .common import EXIT_USAGE, report
 
 MAIN_DESCRIPTION = """\
@@ -27,6 +28,7 @@ examples:
   fsdiff fuse --infrared ir.png --visible vi.png --scale 4 -o fused.png
   fsdiff fuse --infrared lr/ir --visible lr/vi -o results/fsdiff
   fsdiff evaluate --fused results/fsdiff --infrared hr/ir --visible hr/vi --csv scores.csv
+  fsdiff demo
 
 Run 'fsdiff COMMAND --help' for the options of a command."""
 
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_example_parser(subparsers)
     evaluate.add_evaluate_parser(subparsers)
     baseline.add_baseline_parser(subparsers)
+    demo.add_demo_parser(subparsers)
     return parser
 
 
