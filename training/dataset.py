@@ -6,50 +6,23 @@ Every item is drawn deterministically from `(seed, epoch, index)`, so an interru
 and degradations when it resumes.
 """
 
-import contextlib
-import io
 import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import PIL.Image
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from fsdiff_diffusers.datasets_io import ImageSource, PairRecord, opened_image
+from fsdiff_diffusers.datasets_io import records_from_hf_dataset as records_from_hf_dataset  # for train_fsdiff
 from fsdiff_diffusers.degradations import DegradationLimits, clarity_label, degrade, sample_degradation
 from fsdiff_diffusers.image_processor import load_image, resize, to_luminance
 from fsdiff_diffusers.pairing import scan_pairs
 
 MODALITIES = ("infrared", "visible")
 """The two sources of a pair, in the channel order of the conditions (the pipeline's order)."""
-
-ImageSource = str | os.PathLike | bytes | PIL.Image.Image
-"""A file path, the encoded bytes of an image file, or a decoded PIL image."""
-
-
-@dataclass(frozen=True)
-class PairRecord:
-    """One training scene: its name (for messages) and an image source per role (`infrared`, `visible`, `target`)."""
-
-    name: str
-    images: dict[str, ImageSource]
-
-
-@contextlib.contextmanager
-def opened_image(source: ImageSource, what: str) -> Iterator[PIL.Image.Image]:
-    """`source` opened lazily (header only) and closed afterwards; `ValueError` naming `what` when undecodable."""
-    if isinstance(source, PIL.Image.Image):
-        yield source
-        return
-    try:
-        image = PIL.Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (OSError, ValueError, PIL.Image.DecompressionBombError) as error:
-        raise ValueError(f"Cannot decode {what}: {error}") from error
-    with image:
-        yield image
 
 
 def image_size(source: ImageSource, what: str) -> tuple[int, int]:
@@ -126,39 +99,6 @@ def records_from_splits(
                 )
             )
     return records
-
-
-def records_from_hf_dataset(
-    dataset, infrared_column: str, visible_column: str, target_column: str | None = None
-) -> list[PairRecord]:
-    """Records of a `datasets.Dataset` with image (or path) columns.
-
-    The images stay encoded (bytes or paths) until an item is drawn, but all of them are held in memory: for datasets
-    larger than memory, save them to a folder and use [`records_from_folder`].
-    """
-    import datasets
-
-    columns = {"infrared": infrared_column, "visible": visible_column, "target": target_column}
-    columns = {role: column for role, column in columns.items() if column is not None}
-    missing = [column for column in columns.values() if column not in dataset.column_names]
-    if missing:
-        raise ValueError(f"Columns {missing} are not in the dataset (it has {dataset.column_names}).")
-    for column in columns.values():
-        if isinstance(dataset.features[column], datasets.Image):
-            dataset = dataset.cast_column(column, datasets.Image(decode=False))
-    records = []
-    for index, row in enumerate(dataset.select_columns(list(columns.values()))):
-        images = {role: _encoded(row[column]) for role, column in columns.items()}
-        path = row[infrared_column].get("path") if isinstance(row[infrared_column], dict) else None
-        records.append(PairRecord(f"row {index}" + (f" ({path})" if path else ""), images))
-    return records
-
-
-def _encoded(value) -> ImageSource:
-    """An undecoded `datasets.Image` value (`{"bytes", "path"}`) or a path string as an [`ImageSource`]."""
-    if isinstance(value, dict):
-        return value["bytes"] if value.get("bytes") is not None else value["path"]
-    return value
 
 
 def parse_scale(text: str) -> tuple[float, float]:
