@@ -241,7 +241,7 @@ def test_help_reads_like_a_tool(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert re.findall(r"^    (\w+) ", out, re.MULTILINE) == ["fuse", "example", "evaluate", "baseline"]
+    assert re.findall(r"^    (\w+) ", out, re.MULTILINE) == ["fuse", "example", "evaluate", "baseline", "demo"]
     assert "fsdiff fuse --infrared" in out
 
     with pytest.raises(SystemExit):
