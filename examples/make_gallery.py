@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         for suffix, image in images.items():
             path = GALLERY_DIR / f"{dataset}_{infrared.stem}_{suffix}.png"
             centre_crop(image, args.crop).save(path, optimize=True)
-            cells.append(f'<img src="{path.relative_to(REPO_ROOT)}" width="{args.crop * 3 // 4}">')
+            cells.append(f'<img src="{path.relative_to(README.parent)}" width="{args.crop * 3 // 4}">')
         rows.append("| " + " | ".join(cells) + " |")
         print(f"{dataset} {infrared.stem}: {result.input_size} -> {result.fused.size[::-1]} in {result.seconds:.1f} s")
     header = ["| pair (x4, test split) | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]

@@ -134,6 +134,7 @@ def build_demo(
         max_megapixel_steps = None
     work_dir = Path(tempfile.mkdtemp(prefix="fsdiff-demo-"))
     example_rows, example_labels = write_examples(work_dir, find_data_dir(data_dir))
+    downloads = work_dir / "download"
 
     def fuse(
         infrared: dict | None,
@@ -165,7 +166,10 @@ def build_demo(
             for upload in (infrared, visible):  # the name the user knows instead of the upload's cache path
                 message = message.replace(upload["path"], upload.get("orig_name") or Path(upload["path"]).name)
             raise gr.Error(message, print_exception=False) from error
-        output = Path(tempfile.mkdtemp(dir=work_dir)) / f"fsdiff_{Path(model).name}_x{scale:g}_seed{int(seed)}.png"
+        # One file at a time: Gradio copied the previous request's into its cache (requests run one at a time).
+        shutil.rmtree(downloads, ignore_errors=True)
+        downloads.mkdir()
+        output = downloads / f"fsdiff_{Path(model).name}_x{scale:g}_seed{int(seed)}.png"
         result.fused.save(output)
         height, width = result.fused.height, result.fused.width
         summary = (
@@ -188,7 +192,10 @@ def build_demo(
             gr.DownloadButton(value=str(output), visible=True),
         )
 
-    with gr.Blocks(title="FS-Diff: image fusion + super-resolution", analytics_enabled=False) as demo:
+    # Uploads and results are kept in Gradio's cache for an hour (checked hourly), so a long-running Space stays small.
+    with gr.Blocks(
+        title="FS-Diff: image fusion + super-resolution", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as demo:
         gr.Markdown(
             "# FS-Diff: fuse two images of one scene and super-resolve them\n"
             "Give a registered pair of the same size: an **infrared** and a **visible** image (or an **MRI** and a "

@@ -27,6 +27,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from packaging.specifiers import SpecifierSet  # noqa: E402
 from packaging.version import Version  # noqa: E402
 
+from fsdiff_diffusers import demo as demo_module  # noqa: E402
+from fsdiff_diffusers.cli import main  # noqa: E402
 from fsdiff_diffusers.demo import build_demo  # noqa: E402
 
 browser = example("demo_browser")  # drives the app in Chromium with Playwright (the test extra)
@@ -164,6 +166,29 @@ def test_fit_to_output_pixels_leaves_mismatched_pairs_to_the_pipeline():
 def test_heat_map_scale():
     colours = heat_map(np.array([[0.0, 0.5, 1.0]]))
     assert colours.dtype == np.uint8 and colours.tolist() == [[[0, 0, 4], [188, 55, 84], [252, 255, 164]]]
+
+
+def test_demo_command(monkeypatch, tmp_path, capsys):
+    calls = []
+
+    class Served:
+        def launch(self, **options):
+            calls.append(options)
+
+    monkeypatch.setattr(demo_module, "build_demo", lambda *args: calls.append(args) or Served())
+    assert main(["demo", "--port", "7999", "--max-megapixel-steps", "0"]) == 0
+    assert main(["demo", "--device", "cpu", "--data", str(tmp_path)]) == 0
+    assert calls == [
+        (None, "auto", None),  # 0: no cap
+        {"server_name": "127.0.0.1", "server_port": 7999, "share": False, "inbrowser": False},
+        (tmp_path, "cpu", 2.0),
+        {"server_name": "127.0.0.1", "server_port": None, "share": False, "inbrowser": False},
+    ]
+    monkeypatch.undo()
+    assert main(["demo", "--data", str(tmp_path)]) == 2  # the real app: no splits.json there
+    assert f"the data folder '{tmp_path}' holds no splits.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--max-megapixel-steps", "-1"])
 
 
 def test_help_does_not_import_gradio_or_diffusers():

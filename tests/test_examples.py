@@ -207,3 +207,26 @@ def test_push_to_hub_uploads_and_dry_run_writes_the_same_folder(
 
     with pytest.raises(SystemExit, match="not empty"):
         run("push_to_hub", "me/fsdiff-tiny", "--model", tiny_model, "--dry_run", preview)
+
+
+# make_gallery.py ---------------------------------------------------------------------------------------------------
+
+
+def test_make_gallery_writes_the_readme_table(data_dir, tmp_path, monkeypatch):
+    gallery = example("make_gallery")
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- gallery:start -->\nold table\n<!-- gallery:end -->\nafter\n")
+    monkeypatch.setattr(gallery, "README", readme)
+    monkeypatch.setattr(gallery, "GALLERY_DIR", tmp_path / "gallery")
+    run("make_gallery", "--data", data_dir)
+
+    images = sorted((tmp_path / "gallery").iterdir())
+    assert len(images) == len(gallery.GALLERY) * len(gallery.COLUMNS)
+    assert all(PIL.Image.open(path).size == (256, 256) for path in images)  # centre crops of the x4 outputs
+    written = readme.read_text()
+    assert written.startswith("before\n<!-- gallery:start -->\n| pair")
+    assert written.endswith("<!-- gallery:end -->\nafter\n")
+    table = written.split("<!-- gallery:start -->")[1].split("<!-- gallery:end -->")[0]
+    assert all(f'src="gallery/{path.name}"' in table for path in images)
+    committed = (gallery.REPO_ROOT / "README.md").read_text().split("<!-- gallery:start -->")[1]
+    assert committed.startswith(table.replace('src="gallery/', 'src="examples/gallery/'))  # the README is up to date
