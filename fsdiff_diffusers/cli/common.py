@@ -4,7 +4,7 @@ the ones that fail, and the argparse types of their common options."""
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +17,8 @@ Result = TypeVar("Result")
 Loader = Callable[[Path, str], np.ndarray]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PAIR_ERRORS = (OSError, ValueError, MemoryError, RuntimeError)
+"""What fails one pair only (an unreadable file, a bad size, running out of memory, ...); the others go on."""
 
 
 def report(message: str) -> None:
@@ -35,14 +37,21 @@ def pair_folders(folders: Sequence[str], names: Sequence[str]) -> list[Pair]:
 
 def load_pair(pair: Pair, loader: Loader) -> dict[str, np.ndarray]:
     """Loads every file of `pair` with `loader(path, name)` and checks they all have one size."""
-    images = {name: loader(path, name) for name, path in pair.paths.items()}
+    return check_one_size({name: loader(path, name) for name, path in pair.paths.items()}, pair.paths)
+
+
+def check_one_size(images: dict[str, np.ndarray], sources: Mapping[str, object]) -> dict[str, np.ndarray]:
+    """
+    `images` (name -> `(H, W, ...)` array) when they all have one `(H, W)`; else a `ValueError` that names each image
+    by its source (`sources[name]`: a path, or the cell of a dataset) and gives both sizes.
+    """
     first = next(iter(images))
     height, width = images[first].shape[:2]
     for name, image in images.items():
         if image.shape[:2] != (height, width):
             raise ValueError(
-                f"the {name} image '{pair[name]}' is {image.shape[0]}x{image.shape[1]} but the {first} image "
-                f"'{pair[first]}' is {height}x{width} (H x W); the images of one scene must have one size."
+                f"the {name} image '{sources[name]}' is {image.shape[0]}x{image.shape[1]} but the {first} image "
+                f"'{sources[first]}' is {height}x{width} (H x W); the images of one scene must have one size."
             )
     return images
 
@@ -69,17 +78,22 @@ def process_pairs(
     for pair in tqdm(pairs, desc=description, unit="pair", disable=None, file=sys.stderr):
         try:
             results[pair.stem] = function(pair)
-        except (OSError, ValueError, MemoryError, RuntimeError) as error:
-            failures[pair.stem] = describe_failure(error)
-            report(f"error: {pair.stem}: {failures[pair.stem]}")
+        except PAIR_ERRORS as error:
+            fail(pair.stem, error, failures)
     return results, failures
 
 
-def finish(total: int, failures: dict[str, str]) -> int:
-    """Prints how many pairs failed (if any) and returns the exit status."""
+def fail(stem: str, error: Exception, failures: dict[str, str]) -> None:
+    """Records in `failures` that the pair `stem` failed with `error`, and says so on stderr."""
+    failures[stem] = describe_failure(error)
+    report(f"error: {stem}: {failures[stem]}")
+
+
+def finish(total: int, failures: dict[str, str], label: str = "") -> int:
+    """Prints how many pairs failed (if any, after `label`, such as "[rank 1/2] ") and returns the exit status."""
     if not failures:
         return EXIT_OK
-    report(f"{len(failures)} of {total} pairs failed: {', '.join(failures)}")
+    report(f"{label}{len(failures)} of {total} pairs failed: {', '.join(failures)}")
     return EXIT_FAILED
 
 

@@ -1,49 +1,44 @@
-"""`fsdiff fuse`: fuse and super-resolve one pair of image files, or every pair of two folders, with one pipeline."""
+"""`fsdiff fuse`: fuse and super-resolve one pair of image files, every pair of two folders or every row of a `datasets`
+dataset with one pipeline; in batches of pairs of one size (`--batch-size`), and shared between the processes of a
+`torchrun` / `accelerate launch` launch (see [`batches`])."""
 
 import argparse
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
 from ..loading import DTYPES, SCHEDULER_ALIASES, load_pipeline, resolve_device
-from ..pairing import Pair
 from ..pipelines.checks import FSDiffChecksMixin
 from ..pipelines.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE
 from ..weights import DEFAULT_MODEL, SHIPPED_MODELS
-from .common import (
-    EXIT_OK,
-    finish,
-    image_size,
-    load_pair,
-    non_negative_int,
-    pair_folders,
-    positive_int,
-    process_pairs,
-    report,
-    scale_factor,
-)
-from .outputs import check_output_file, check_spares_inputs, output_folder, pending_pairs, save_image
+from .batches import Processes, fuse_in_batches
+from .common import EXIT_OK, finish, image_size, non_negative_int, positive_int, report, scale_factor
+from .jobs import OUTPUT_FORMATS, FuseJob, fuse_jobs
+from .outputs import pending_pairs, save_image
 from .progress import StepReporter
 
 if TYPE_CHECKING:
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-OUTPUT_FORMATS = {".png": {}, ".jpg": {"quality": 95}, ".jpeg": {"quality": 95}, ".tif": {}, ".tiff": {}}
-"""Output file extensions `fsdiff fuse` writes, and the options PIL saves each with."""
 FUSE_DESCRIPTION = f"""\
 Fuse and super-resolve registered infrared + visible pairs with an FS-Diff pipeline.
 
 Give one pair of image files and an output file, or two folders and an output folder. Folder images
 are paired by file name (ir/05.png goes with vi/05.jpg); files without a partner are named and left
-out. The result is --scale times the input size (or exactly --size), grey or colour like the visible
-image. The model is loaded once; every image is sampled from the same --seed, so a result does not
-depend on the other images of the run.
+out. A `datasets` dataset (--dataset_name, --dataset_path) gives one output file per row. The result
+is --scale times the input size (or exactly --size), grey or colour like the visible image. The
+model is loaded once; every image is sampled from the same --seed, so a result does not depend on the
+other images of the run (in a --batch-size batch: up to float rounding).
+
+Launched as several processes (torchrun --nproc_per_node N -m fsdiff_diffusers fuse ..., or
+accelerate launch --multi_gpu --num_processes N -m fsdiff_diffusers fuse ...), each process fuses
+every N-th pair, on its own GPU where there are GPUs; the results are those of one process.
 
 Existing outputs are skipped with a message unless --overwrite is given, so a folder run that was
 interrupted goes on where it stopped. A pair that cannot be read or fused is named on stderr and the
@@ -57,8 +52,9 @@ Diffusers scheduler class compatible with the model's, such as UniPCMultistepSch
 FUSE_EPILOG = """\
 examples:
   fsdiff fuse --infrared ir.png --visible vi.png --scale 4 -o fused.png
-  fsdiff fuse --infrared lr/ir --visible lr/vi -o results/x2 --scale 2 --steps 20 --scheduler unipc
+  fsdiff fuse --infrared lr/ir --visible lr/vi -o results/x2 --scale 2 --steps 20 --scheduler unipc --batch-size 4
   fsdiff fuse --infrared ir.png --visible vi.jpg --size 640x480 --device cuda --dtype bfloat16 -o fused.jpg"""
+
 
 def device_name(text: str) -> str:
     """argparse type of `--device`: auto, cpu, mps, cuda or cuda:N (availability is checked by [`resolve_device`])."""
@@ -86,24 +82,6 @@ def input_range(text: str) -> str | tuple[float, float]:
         ) from None
 
 
-def loader_for_fusion(chosen_range: str | tuple[float, float]) -> Callable[[Path, str], np.ndarray]:
-    """
-    `loader(path, name)`: an image file as float32 `(H, W, C)` in `[0, 1]`, `C` in {1, 3}, an input of
-    [`FSDiffPipeline`], its stored values mapped to black..white by `chosen_range` (`--input-range`); a range other
-    than the file's whole container (12/14-bit or float data under `auto`, or an explicit one) is reported.
-    """
-    from ..image_loading import is_container_range, load_image
-
-    def load(path: Path, name: str) -> np.ndarray:
-        image, (low, high) = load_image(path, name, input_range=chosen_range, return_range=True)
-        if not is_container_range((low, high)):
-            report(f"{path}: stored values {low:g}..{high:g} shown as black..white (--input-range {chosen_range_text})")
-        return image.permute(1, 2, 0).numpy()
-
-    chosen_range_text = chosen_range if isinstance(chosen_range, str) else ",".join(f"{v:g}" for v in chosen_range)
-    return load
-
-
 def check_scheduler(scheduler: "SchedulerMixin", steps: int) -> None:
     """Runs a copy of `scheduler` through `steps` steps on a one-pixel sample, so that a scheduler that cannot sample
     this model (PNDM with a U-Net that predicts the sample, too few steps, ...) fails before any image is fused."""
@@ -121,46 +99,15 @@ def check_scheduler(scheduler: "SchedulerMixin", steps: int) -> None:
         ) from error
 
 
-def fuse_jobs(args: argparse.Namespace) -> tuple[list[Pair], dict[str, Path]]:
-    """
-    The pairs of `--infrared` / `--visible` (two files or two folders) and the output file of each, by stem.
-    An output that is an input, or a folder that holds one, is refused; the output folder is created.
-    """
-    infrared, visible = Path(args.infrared), Path(args.visible)
-    for name, path in (("infrared", infrared), ("visible", visible)):
-        if not path.exists():
-            raise ValueError(f"the {name} path '{path}' does not exist.")
-    if infrared.is_dir() != visible.is_dir():
-        raise ValueError(
-            f"--infrared '{infrared}' and --visible '{visible}' must be two image files or two folders, "
-            "not one of each."
-        )
-    if infrared.is_dir():
-        if args.out.suffix.lower() in OUTPUT_FORMATS or args.out.is_file():
-            raise ValueError(
-                f"-o '{args.out}' must be a folder when fusing folders (it gets one <name>.{args.format})."
-            )
-        check_spares_inputs("-o", args.out, (infrared, visible), folder=True)
-        pairs = pair_folders([infrared, visible], ("infrared", "visible"))
-        output_folder("-o", args.out)
-        return pairs, {pair.stem: args.out / f"{pair.stem}.{args.format}" for pair in pairs}
-    if args.out.suffix.lower() not in OUTPUT_FORMATS:
-        raise ValueError(
-            f"-o '{args.out}' must be an image file ending in {', '.join(OUTPUT_FORMATS)} when fusing one pair."
-        )
-    check_spares_inputs("-o", args.out, (infrared, visible), folder=False)
-    check_output_file("-o", args.out)
-    pair = Pair(f"{infrared.name} + {visible.name}", {"infrared": infrared, "visible": visible})
-    return [pair], {pair.stem: args.out}
-
-
 def run_fuse(args: argparse.Namespace) -> int:
-    """`fsdiff fuse`: fuse and super-resolve one pair of files, or every pair of two folders, with one pipeline."""
-    device = resolve_device(args.device)
+    """`fsdiff fuse`: fuse and super-resolve one pair of files, every pair of two folders or every row of a dataset,
+    with one pipeline in each process (its share of the pairs when a launcher started several)."""
+    processes = Processes.from_environment()
+    device = resolve_device(processes.device(args.device))
     dtype = DTYPES[args.dtype] if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
-    pairs, outputs = fuse_jobs(args)
-    pairs = pending_pairs(pairs, outputs, args.overwrite)
-    if not pairs:
+    jobs, outputs = fuse_jobs(args)
+    jobs = pending_pairs(processes.share(jobs), outputs, args.overwrite)
+    if not jobs:
         return EXIT_OK
 
     loading = time.perf_counter()
@@ -168,71 +115,69 @@ def run_fuse(args: argparse.Namespace) -> int:
     steps = args.steps or pipe.default_num_inference_steps
     check_scheduler(pipe.scheduler, steps)
     pipe.check_tiling(args.tile_size, args.tile_overlap)
-    pipe.set_progress_bar_config(disable=len(pairs) > 1 or None)  # the steps of a single pair; else pairs only
-    report(
-        f"model {args.model} on {device} ({str(dtype).removeprefix('torch.')}), {type(pipe.scheduler).__name__}, "
-        f"{steps} step{'s' * (steps != 1)}{'' if args.steps else ' (the model default)'}; "
-        f"loaded in {time.perf_counter() - loading:.1f} s"
-    )
+    pipe.set_progress_bar_config(disable=len(jobs) > 1 or None)  # the steps of a single pair; else pairs only
+    if processes.rank == 0:
+        shared = f"; {processes.count} processes share the {len(outputs)} pairs" if processes.count > 1 else ""
+        report(
+            f"model {args.model} on {device} ({str(dtype).removeprefix('torch.')}), {type(pipe.scheduler).__name__}, "
+            f"{steps} step{'s' * (steps != 1)}{'' if args.steps else ' (the model default)'}; "
+            f"loaded in {time.perf_counter() - loading:.1f} s{shared}"
+        )
     output_size = None if args.size is None else args.size[::-1]
     scale = args.scale if args.size is None else None
-    load_for_fusion = loader_for_fusion(args.input_range)
 
-    def fuse_pair(pair: Pair) -> float:
-        start = time.perf_counter()
-        images = load_pair(pair, load_for_fusion)
+    def fuse(stems: list[str], batch: list[dict[str, np.ndarray]]) -> list[PIL.Image.Image]:
         try:
-            fused = pipe(
-                infrared=images["infrared"],
-                visible=images["visible"],
+            return pipe(
+                infrared=[images["infrared"] for images in batch],
+                visible=[images["visible"] for images in batch],
                 scale=scale,
                 output_size=output_size,
                 num_inference_steps=steps,
-                generator=torch.Generator().manual_seed(args.seed),
-                callback_on_step_end=StepReporter(pair.stem, steps),
+                generator=[torch.Generator().manual_seed(args.seed) for _ in batch],  # each pair's noise as alone
+                callback_on_step_end=StepReporter(", ".join(stems), steps),
                 tile_size=args.tile_size,
                 tile_overlap=args.tile_overlap,
-            ).images[0]
+            ).images
         except torch.cuda.OutOfMemoryError as error:
-            raise ValueError(f"out of memory on {device}; fuse it smaller (--scale, --size) or on the cpu") from error
-        path = outputs[pair.stem]
+            smaller = "--scale, --size" + (", --batch-size" if len(batch) > 1 else "")
+            raise ValueError(f"out of memory on {device}; fuse it smaller ({smaller}) or on the cpu") from error
+
+    def save(job: FuseJob, fused: PIL.Image.Image, seconds: float) -> float:
+        start = time.perf_counter()
+        path = outputs[job.stem]
         save_image(fused, path, **OUTPUT_FORMATS[path.suffix.lower()])
-        seconds = time.perf_counter() - start
-        tqdm.write(f"{pair.stem} -> {path} ({fused.width}x{fused.height}, {seconds:.2f} s)")
+        seconds += time.perf_counter() - start
+        tqdm.write(f"{job.stem} -> {path} ({fused.width}x{fused.height}, {seconds:.2f} s)")
         return seconds
 
-    times, failures = process_pairs(pairs, fuse_pair, "fuse")
-    if len(pairs) > 1:
+    times, failures = fuse_in_batches(jobs, fuse, save, args.batch_size, progress=processes.rank == 0)
+    if len(jobs) > 1 or processes.count > 1:
         mean = f" in {sum(times.values()) / len(times):.2f} s per image" if times else ""
-        print(f"fused {len(times)} of {len(pairs)} pairs into {args.out}{mean}")
-    return finish(len(pairs), failures)
+        print(f"{processes.label}fused {len(times)} of {len(jobs)} pairs into {args.out}{mean}")
+    return finish(len(jobs), failures, processes.label)
 
 
 def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fuse",
-        help="fuse and super-resolve image pairs (two files or two folders)",
+        help="fuse and super-resolve image pairs (two files, two folders or a dataset)",
         description=FUSE_DESCRIPTION,
         epilog=FUSE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     files = parser.add_argument_group("inputs and outputs")
     files.add_argument(
-        "--infrared",
-        required=True,
-        metavar="PATH",
-        help="infrared (or MRI) image, or a folder of them (low resolution)",
+        "--infrared", metavar="PATH", help="infrared (or MRI) image, or a folder of them (low resolution)"
     )
-    files.add_argument(
-        "--visible", required=True, metavar="PATH", help="visible (or CT / PET / SPECT) image, or a folder of them"
-    )
+    files.add_argument("--visible", metavar="PATH", help="visible (or CT / PET / SPECT) image, or a folder of them")
     files.add_argument(
         "-o",
         "--out",
         type=Path,
         required=True,
         metavar="PATH",
-        help="output image (.png, .jpg, .tif) for one pair; output folder for folders",
+        help="output image (.png, .jpg, .tif) for one pair; output folder for folders and datasets",
     )
     files.add_argument(
         "--format",
@@ -251,6 +196,8 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         "such as kelvin; 8-bit and full 16-bit images as they are), full (the container: /255, /65535), or LOW,HIGH "
         "in stored units, e.g. 0,4095",
     )
+
+    add_dataset_arguments(parser)
 
     size = parser.add_argument_group("output size (one of)").add_mutually_exclusive_group()
     size.add_argument(
@@ -288,6 +235,16 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         "quarter of a smaller --tile-size)",
     )
 
+    scale_out = parser.add_argument_group("many pairs")
+    scale_out.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="fuse up to N pairs of one size in one pipeline call (default: 1); each keeps its own noise, so a "
+        "result equals the one-at-a-time one up to float rounding. Faster on a GPU with memory to spare",
+    )
+
     model = parser.add_argument_group("model and hardware")
     model.add_argument(
         "--model",
@@ -306,3 +263,33 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> None:
         "--dtype", choices=DTYPES, help="weights and sampling precision (default: float16 on cuda, float32 otherwise)"
     )
     parser.set_defaults(run=run_fuse)
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `--dataset_*` options: a `datasets` dataset instead of `--infrared` / `--visible` (spelled like the
+    training script's)."""
+    dataset = parser.add_argument_group(
+        "or a datasets dataset (instead of --infrared / --visible; needs the train extra)"
+    )
+    source = dataset.add_mutually_exclusive_group()
+    source.add_argument(
+        "--dataset_name",
+        metavar="NAME_OR_FOLDER",
+        help="a Hub dataset, or a folder of images read with imagefolder (its metadata.jsonl naming the columns, "
+        "e.g. infrared_file_name and visible_file_name)",
+    )
+    source.add_argument("--dataset_path", metavar="FOLDER", help="a folder written by Dataset(Dict).save_to_disk")
+    dataset.add_argument("--dataset_config_name", metavar="NAME", help="the configuration of a Hub dataset")
+    dataset.add_argument(
+        "--split",
+        default="train",
+        help="the split to fuse (default: train, the only split of an imagefolder folder without split folders; a "
+        "save_to_disk Dataset has none and is fused whole)",
+    )
+    dataset.add_argument("--infrared_column", default="infrared", metavar="COLUMN", help="default: infrared")
+    dataset.add_argument("--visible_column", default="visible", metavar="COLUMN", help="default: visible")
+    dataset.add_argument(
+        "--name_column",
+        metavar="COLUMN",
+        help="the output file names, one unique plain name per row (default: the row index, 00000.png, 00001.png, ...)",
+    )

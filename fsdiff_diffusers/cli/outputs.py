@@ -12,10 +12,10 @@ argument at fault.
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import PIL.Image
 
-from ..pairing import Pair
 from .common import report
 
 PARTIAL_MARK = ".partial-"
@@ -122,7 +122,17 @@ def is_finished(path: Path) -> bool:
     return True
 
 
-def pending_pairs(pairs: Iterable[Pair], outputs: dict[str, Path], overwrite: bool) -> list[Pair]:
+class Named(Protocol):
+    """A pair as [`pending_pairs`] sees it: a [`~fsdiff_diffusers.pairing.Pair`], a `FuseJob`, ..."""
+
+    @property
+    def stem(self) -> str: ...
+
+
+NamedPair = TypeVar("NamedPair", bound=Named)
+
+
+def pending_pairs(pairs: Iterable[NamedPair], outputs: dict[str, Path], overwrite: bool) -> list[NamedPair]:
     """
     The pairs still to do: all with `overwrite`, else those whose output (`outputs[stem]`) is not [`is_finished`].
     Skipped pairs and broken leftovers (redone) are reported on stderr.
