@@ -7,8 +7,8 @@ sources, the best classical "bicubic + fusion" baseline, the encoder's clarity m
 >>> from fsdiff_diffusers.loading import load_pipeline
 
 >>> result = compare(load_pipeline("fsdiff-ir-vis"), *example_pair(), scale=4)
->>> result.fused.size, result.baseline.size, f"{result.seconds:.1f} s"
-((640, 480), (640, 480), '1.5 s')
+>>> result.fused.size, result.baseline.size, result.clarity.shape
+((640, 480), (640, 480), (480, 640, 2))
 ```
 """
 

@@ -157,7 +157,7 @@ def build_demo(
         try:
             pipe = pipelines.get(model.strip(), scheduler.strip() or DEFAULT_SCHEDULER)
             steps = int(steps) if steps else pipe.default_num_inference_steps
-            max_pixels = None if max_megapixel_steps is None else int(max_megapixel_steps * 1e6 / steps)
+            max_pixels = None if max_megapixel_steps is None else int(max_megapixel_steps * 1e6 / max(steps, 1))
             result = compare(
                 pipe, infrared["path"], visible["path"], scale, steps, int(seed), max_output_pixels=max_pixels
             )
@@ -206,16 +206,8 @@ def build_demo(
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row():
-                    infrared = gr.Image(
-                        label="Infrared or MRI", type="filepath", image_mode=None, elem_id="infrared", height=220
-                    )
-                    visible = gr.Image(
-                        label="Visible, CT, PET or SPECT",
-                        type="filepath",
-                        image_mode=None,
-                        elem_id="visible",
-                        height=220,
-                    )
+                    infrared = gr.Image(label="Infrared or MRI", elem_id="infrared", height=220)
+                    visible = gr.Image(label="Visible, CT, PET or SPECT", elem_id="visible", height=220)
                 model = gr.Dropdown(
                     choices=[(f"{label} ({name})", name) for name, label in MODELS.items()],
                     value="fsdiff-ir-vis",

@@ -88,9 +88,7 @@ def app_url() -> str:
 
 def fuse(client: Client, infrared: Path, visible: Path, model: str = "fsdiff-ir-vis") -> tuple:
     """One request to the `/fuse` endpoint: scale 4, the model's default steps and scheduler, seed 0."""
-    return client.predict(
-        handle_file(infrared), handle_file(visible), model, 4, None, "default", 0, api_name="/fuse"
-    )
+    return client.predict(handle_file(infrared), handle_file(visible), model, 4, None, "default", 0, api_name="/fuse")
 
 
 def mean_difference(first: PIL.Image.Image, second: PIL.Image.Image) -> float:

@@ -61,15 +61,11 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine)")
-    parser.add_argument(
-        "--port", type=int, default=None, help="port to serve on (default: 7860, or the next free one)"
-    )
+    parser.add_argument("--port", type=int, default=None, help="port to serve on (default: 7860, or the next free one)")
     parser.add_argument(
         "--data", type=Path, default=None, metavar="DIR", help="the shared data folder, for real example pairs"
     )
-    parser.add_argument(
-        "--device", type=device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps"
-    )
+    parser.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument(
         "--max-megapixel-steps",
         type=megapixel_steps,
