@@ -19,6 +19,7 @@ is no cap.
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,8 +133,9 @@ def build_demo(
     pipelines = PipelineCache(device)
     if pipelines.device.type != "cpu":
         max_megapixel_steps = None
+    data_dir = find_data_dir(data_dir)
     work_dir = Path(tempfile.mkdtemp(prefix="fsdiff-demo-"))
-    example_rows, example_labels = write_examples(work_dir, find_data_dir(data_dir))
+    example_rows, example_labels = write_examples(work_dir, data_dir)
     downloads = work_dir / "download"
 
     def fuse(
@@ -265,4 +267,5 @@ def build_demo(
             preprocess=False,
             concurrency_limit=1,
         )
+    weakref.finalize(demo, shutil.rmtree, work_dir, ignore_errors=True)  # the examples and downloads go with the app
     return demo
