@@ -123,6 +123,8 @@ CLI_CASES = [
     Case("fuse --size 0x10", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--size", "0x10"), 2, "not a size in pixels"),
     Case("fuse --steps 0", ("fuse", "--model", "{model}", "--steps", "0", *PAIR, "-o", "{ws}/o.png"), 2,
          "not a positive integer"),  # fmt: skip
+    Case("fuse --tile-size 2", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--tile-size", "2"), 2,
+         "`tile_size` must be an int of at least 4"),  # fmt: skip
     Case("fuse --input-range reversed", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--input-range", "5,1"), 2,
          "LOW < HIGH"),  # fmt: skip
     Case("fuse --input-range unknown", (*FUSE, *PAIR, "-o", "{ws}/o.png", "--input-range", "kelvin"), 2,
@@ -190,6 +192,8 @@ API_CASES = [
     Case("api scale below 1", lambda pipe, ws: pipe(*load(ws), scale=0.5), ValueError, "scale"),
     Case("api zero steps", lambda pipe, ws: pipe(*load(ws), num_inference_steps=0), ValueError,
          "num_inference_steps"),  # fmt: skip
+    Case("api tile overlap over half the tile", lambda pipe, ws: pipe(*load(ws), tile_size=64, tile_overlap=40),
+         ValueError, r"`tile_overlap` must be an int from 0 to half of `tile_size` \(64\)"),  # fmt: skip
     Case("api unknown output type", lambda pipe, ws: pipe(*load(ws), output_type="jpg"), ValueError, "output_type"),
     Case("api latents of the wrong shape", lambda pipe, ws: pipe(*load(ws), scale=2, latents=torch.zeros(1, 1, 8, 8)),
          ValueError, "latents"),  # fmt: skip

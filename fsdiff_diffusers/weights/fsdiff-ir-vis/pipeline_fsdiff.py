@@ -1665,9 +1665,8 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
         # 1. Conditions: upsampled luminance in [-1, 1], on the canvas (see `canvas_size`); encoded once, or on the
         # canvas scaled down to one tile for a tiled call (its context then serves every tile).
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
-        upsampled = resize(sources, (height, width))
         margin = self.unet.downsample_factor
-        conditions, _ = pad_to_multiple(upsampled, margin, margin)
+        conditions, _ = pad_to_multiple(resize(sources, (height, width)), margin, margin)
         tiles = plan_tiles(latents_shape[-2:], tile_size, tile_overlap, margin) if tile_size else None
         semantic_embeds = self.encode_semantics(sources)
         encoded = self.clarity_encoder(
