@@ -25,14 +25,9 @@ pytest.importorskip("accelerate", reason="training needs the [train] extras (dat
 
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
+from fsdiff_diffusers.datasets_io import records_from_hf_dataset  # noqa: E402
 from training import clarity_check, train_fsdiff  # noqa: E402
-from training.dataset import (  # noqa: E402
-    FusionPairDataset,
-    parse_scale,
-    records_from_folder,
-    records_from_hf_dataset,
-    records_from_splits,
-)
+from training.dataset import FusionPairDataset, parse_scale, records_from_folder, records_from_splits  # noqa: E402
 from training.train_fsdiff import build_dataset, build_validation_dataset, main, parse_args  # noqa: E402
 
 # diffusers' own EMAModel.from_pretrained still passes a path to `from_config`

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from fsdiff_diffusers.datasets_io import ImageSource, PairRecord, opened_image
-from fsdiff_diffusers.datasets_io import records_from_hf_dataset as records_from_hf_dataset  # for train_fsdiff
 from fsdiff_diffusers.degradations import DegradationLimits, clarity_label, degrade, sample_degradation
 from fsdiff_diffusers.image_processor import load_image, resize, to_luminance
 from fsdiff_diffusers.pairing import scan_pairs

@@ -43,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
+from fsdiff_diffusers.datasets_io import open_dataset, records_from_hf_dataset  # noqa: E402
 from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
 from fsdiff_diffusers.filters import sobel  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
@@ -54,7 +55,6 @@ from training.dataset import (  # noqa: E402
     FusionPairDataset,
     parse_scale,
     records_from_folder,
-    records_from_hf_dataset,
     records_from_splits,
 )
 
@@ -305,12 +305,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
 def build_dataset(args: argparse.Namespace) -> FusionPairDataset:
     """The training pairs of `--train_data_dir` (folder or splits.json) or `--dataset_name`."""
     if args.dataset_name is not None:
-        import datasets
-
-        if os.path.isdir(args.dataset_name):
-            dataset = datasets.load_dataset("imagefolder", data_dir=args.dataset_name, split="train")
-        else:
-            dataset = datasets.load_dataset(args.dataset_name, args.dataset_config_name, split="train")
+        dataset = open_dataset(args.dataset_name, config_name=args.dataset_config_name, split="train")
         records = records_from_hf_dataset(dataset, args.infrared_column, args.visible_column, args.target_column)
     elif (Path(args.train_data_dir) / "splits.json").is_file():
         records = records_from_splits(args.train_data_dir, args.splits_group, "train")

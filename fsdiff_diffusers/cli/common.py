@@ -97,14 +97,20 @@ def finish(total: int, failures: dict[str, str], label: str = "") -> int:
     return EXIT_FAILED
 
 
-def scale_factor(text: str) -> float:
-    """argparse type of `--scale`: a number >= 1."""
+def finite_number(text: str) -> float:
+    """`text` as a float, or an argparse error when it is not a finite number."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def scale_factor(text: str) -> float:
+    """argparse type of `--scale`: a number >= 1."""
+    value = finite_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is below 1; the scale is an upscaling factor such as 2, 4 or 2.5")
     return value

@@ -3,11 +3,10 @@ runs, so `fsdiff --help` and the other commands work without the `demo` extra.""
 
 import argparse
 import importlib.util
-import math
 from pathlib import Path
 
 from ..comparison import CPU_MEGAPIXEL_STEPS
-from .common import EXIT_OK
+from .common import EXIT_OK, finite_number
 from .fuse import device_name
 
 DEMO_DESCRIPTION = f"""\
@@ -43,11 +42,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def megapixel_steps(text: str) -> float:
     """argparse type of `--max-megapixel-steps`: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
+    value = finite_number(text)
+    if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of megapixels >= 0 (0: no cap)")
     return value
 
