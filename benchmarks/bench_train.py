@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,33 +29,48 @@ from results import machine_description, markdown_table, write_section
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "data"
 
+
+class Config(NamedTuple):
+    """A training configuration: extra flags of the script, and how many data-parallel processes share the cores
+    (each with `--threads / processes` threads and `--batch_size / processes` crops, so that a step still sees
+    `--batch_size` samples; launched with `torchrun` and `ACCELERATE_USE_CPU=1`)."""
+
+    flags: list[str]
+    processes: int = 1
+
+
 OPTIONS = {
-    "float32 (today's default)": [],
-    "float32 + gradient checkpointing": ["--gradient_checkpointing"],
-    "bf16 autocast": ["--mixed_precision", "bf16"],
-    "bf16 + channels_last": ["--mixed_precision", "bf16", "--channels_last"],
+    "float32 (today's default)": Config([]),
+    "float32 + gradient checkpointing": Config(["--gradient_checkpointing"]),
+    "bf16 autocast": Config(["--mixed_precision", "bf16"]),
+    "bf16 + channels_last": Config(["--mixed_precision", "bf16", "--channels_last"]),
+    "bf16 + channels_last, 2 processes x 1 thread": Config(["--mixed_precision", "bf16", "--channels_last"], 2),
 }
-"""Step-cost configurations: label -> extra flags of the training script."""
+"""Step-cost configurations: label -> configuration."""
 
-RECIPE = ["--mixed_precision", "bf16", "--cache_images"]
-"""The adopted speed flags (the end-to-end comparison's second run)."""
+RECIPE = Config(["--mixed_precision", "bf16", "--channels_last", "--cache_images"], processes=2)
+"""The adopted speed settings (the end-to-end comparison's second run)."""
 
 
-def training_command(output_dir: str, steps: int, args: argparse.Namespace, extra: list[str]) -> list[str]:
-    """The training script's command line for `steps` steps of the benchmark's model, data and crop size."""
+def training_command(output_dir: str, steps: int, args: argparse.Namespace, config: Config) -> list[str]:
+    """The command line of `steps` steps of the benchmark's model, data and crop size in `config`."""
+    launcher = [sys.executable]
+    if config.processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(config.processes)]
     return [
-        sys.executable, str(ROOT / "training" / "train_fsdiff.py"),
+        *launcher, str(ROOT / "training" / "train_fsdiff.py"),
         "--train_data_dir", str(DATA_DIR), "--output_dir", output_dir,
-        "--resolution", str(args.resolution), "--train_batch_size", str(args.batch_size),
+        "--resolution", str(args.resolution), "--train_batch_size", str(args.batch_size // config.processes),
         "--max_train_steps", str(steps), "--checkpointing_steps", "1000000",
-        "--lr_warmup_steps", "0", "--seed", "0", *extra,
+        "--lr_warmup_steps", "0", "--seed", "0", *config.flags,
     ]  # fmt: skip
 
 
-def run_training(steps: int, args: argparse.Namespace, extra: list[str], output_dir: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one training run of `steps` steps in a fresh subprocess."""
-    command = training_command(output_dir, steps, args, extra)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+def run_training(steps: int, args: argparse.Namespace, config: Config, output_dir: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB, of the largest process) of one training run of `steps` steps in a fresh
+    subprocess."""
+    command = training_command(output_dir, steps, args, config)
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // config.processes)), "ACCELERATE_USE_CPU": "1"}
     log = Path(output_dir) / "stderr.log"
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     with log.open("w") as stderr:
@@ -67,20 +83,23 @@ def run_training(steps: int, args: argparse.Namespace, extra: list[str], output_
     return seconds, usage.ru_maxrss / 1024
 
 
-def step_cost(args: argparse.Namespace, extra: list[str]) -> tuple[float, float]:
+def step_cost(args: argparse.Namespace, config: Config) -> tuple[float, float]:
     """Seconds per step (difference of a `--steps` and a `2 * --steps` run) and the longer run's peak RSS (MiB)."""
+    config = config._replace(flags=[*config.flags, "--report_to", "none"])
     with tempfile.TemporaryDirectory() as short_dir, tempfile.TemporaryDirectory() as long_dir:
-        short, _ = run_training(args.steps, args, [*extra, "--report_to", "none"], short_dir)
-        long, peak = run_training(2 * args.steps, args, [*extra, "--report_to", "none"], long_dir)
+        short, _ = run_training(args.steps, args, config, short_dir)
+        long, peak = run_training(2 * args.steps, args, config, long_dir)
     return (long - short) / args.steps, peak
 
 
-def logged_run(args: argparse.Namespace, extra: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def logged_run(args: argparse.Namespace, config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Train `--long_steps` steps with tensorboard logging; the wall time and total loss of every step."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     with tempfile.TemporaryDirectory() as output_dir:
-        run_training(args.long_steps, args, [*extra, "--report_to", "tensorboard"], output_dir)
+        run_training(
+            args.long_steps, args, config._replace(flags=[*config.flags, "--report_to", "tensorboard"]), output_dir
+        )
         events = next(Path(output_dir, "logs").rglob("events.out.tfevents.*")).parent
         scalars = EventAccumulator(str(events)).Reload().Scalars("loss/total")
     return np.array([s.wall_time for s in scalars]), np.array([s.value for s in scalars])
@@ -104,8 +123,8 @@ def main() -> None:
         sys.exit(f"the shared data folder is missing: {DATA_DIR}")
 
     rows, baseline = [], None
-    for label, extra in OPTIONS.items():
-        per_step, peak = step_cost(args, extra)
+    for label, config in OPTIONS.items():
+        per_step, peak = step_cost(args, config)
         baseline = baseline or per_step
         rows.append([label, f"{per_step:.2f}", f"{args.batch_size / per_step:.2f}", f"{baseline / per_step:.2f}x",
                      f"{peak:.0f}"])  # fmt: skip
@@ -113,8 +132,9 @@ def main() -> None:
 
     epoch_steps = -(-297 // args.batch_size)  # the train split's 297 pairs
     curves = {}
-    for label, extra in (("float32, decoding every time (today)", []), ("recipe: " + " ".join(RECIPE), RECIPE)):
-        wall, losses = logged_run(args, extra)
+    recipe_label = f"recipe: {' '.join(RECIPE.flags)}, {RECIPE.processes} processes"
+    for label, config in (("float32, decoding every time (today)", Config([])), (recipe_label, RECIPE)):
+        wall, losses = logged_run(args, config)
         steady = np.diff(wall[epoch_steps:]).mean()  # after the first epoch: warm cache, no start-up
         curves[label] = (steady, losses)
         print(label, f"{steady:.3f} s/step", flush=True)
@@ -132,7 +152,8 @@ def main() -> None:
 Command: `python benchmarks/bench_train.py --resolution {args.resolution} --batch_size {args.batch_size} \
 --steps {args.steps} --long_steps {args.long_steps} --threads {args.threads}`
 
-Machine: {machine_description()}; each training process ran with {args.threads} threads, one at a time.
+Machine: {machine_description()}; one run at a time, {args.threads} threads in all (a run of N processes gives each
+{args.threads} / N threads and {args.batch_size} / N crops per step; peak RSS is its largest process's).
 
 `training/train_fsdiff.py` with its default model (`FSDiffUNet2DModel()`-size U-Net, `ClarityMambaEncoder()`-size
 encoder), {args.resolution}x{args.resolution} HR crops, batch {args.batch_size}, on the train split of

@@ -49,3 +49,24 @@ def test_main_prints_the_table_and_plots(tmp_path, capsys):
 def test_a_folder_without_logs_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         read_losses(str(tmp_path))
+
+
+def test_runs_side_by_side_with_their_validation_metrics(tmp_path, capsys):
+    from training.compare_runs import main as compare_main
+
+    for name, offset in (("wide", 0.0), ("narrow", 0.5)):
+        writer = SummaryWriter(str(tmp_path / name / "logs"))
+        for step in range(1, 13):
+            writer.add_scalar("loss/total", 1.0 / step + offset, step)
+        for step in (6, 12):
+            writer.add_scalar("validation/Qabf", 0.3 + step / 100 - offset / 10, step)
+            writer.add_scalar("validation/SSIM", 0.5, step)
+        writer.close()
+    tables = compare_main([str(tmp_path / "wide"), str(tmp_path / "narrow"), "--bins", "2"])
+    assert tables in capsys.readouterr().out
+    lines = tables.splitlines()
+    assert lines[0] == "| run | parameters (M) | s/step | loss 1-6 | loss 7-12 |"
+    first, second = (sum(1.0 / step for step in steps) / 6 for steps in (range(1, 7), range(7, 13)))
+    assert lines[2].startswith("| wide | ? | ") and lines[2].endswith(f"| {first:.4f} | {second:.4f} |")
+    assert "| run | step | hours | Qabf | SSIM |" in lines
+    assert "| narrow | 12 | " in tables and tables.count("| wide | ") == 3  # a loss row and two validation rows

@@ -16,25 +16,35 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 LOSS_PREFIX = "loss/"
 
 
-def read_losses(run_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`{name: (steps, values)}` for every `loss/<name>` scalar in the event files under `run_dir`."""
+def read_scalars(run_dir: str, prefix: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`{name: (steps, values, wall_times)}` for every `<prefix><name>` scalar in the event files under `run_dir`."""
     files = sorted(glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True))
     if not files:
         raise FileNotFoundError(f"No tensorboard event files under {run_dir}: pass the --output_dir of a training run.")
-    series: dict[str, dict[int, float]] = {}
+    series: dict[str, dict[int, tuple[float, float]]] = {}
     for path in files:
         events = EventAccumulator(path, size_guidance={"scalars": 0})
         events.Reload()
         for tag in events.Tags()["scalars"]:
-            if tag.startswith(LOSS_PREFIX):
+            if tag.startswith(prefix):
                 # A resumed run logs into a new file: later files overwrite the steps they repeat.
-                series.setdefault(tag[len(LOSS_PREFIX) :], {}).update({e.step: e.value for e in events.Scalars(tag)})
+                logged = {e.step: (e.value, e.wall_time) for e in events.Scalars(tag)}
+                series.setdefault(tag[len(prefix) :], {}).update(logged)
     if not series:
-        raise ValueError(f"The event files under {run_dir} hold no `{LOSS_PREFIX}*` scalars.")
+        raise ValueError(f"The event files under {run_dir} hold no `{prefix}*` scalars.")
     return {
-        name: (np.array(sorted(values)), np.array([values[step] for step in sorted(values)]))
-        for name, values in series.items()
+        name: (
+            np.array(sorted(logged)),
+            np.array([logged[step][0] for step in sorted(logged)]),
+            np.array([logged[step][1] for step in sorted(logged)]),
+        )
+        for name, logged in series.items()
     }
+
+
+def read_losses(run_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{name: (steps, values)}` for every `loss/<name>` scalar in the event files under `run_dir`."""
+    return {name: (steps, values) for name, (steps, values, _) in read_scalars(run_dir, LOSS_PREFIX).items()}
 
 
 def binned_table(losses: dict[str, tuple[np.ndarray, np.ndarray]], bins: int) -> str:
