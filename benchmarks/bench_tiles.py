@@ -178,7 +178,8 @@ Machine: {machine_description()}.
 
 The shipped infrared-visible model at its defaults (float32), one process per row; peak = the process's peak resident
 memory, Python, torch and the model included. Tiling is automatic above 6 MP (tiles of up to 1024, overlap 128); the
-last rows force tiles on a 2 MP output and one pass on the 8 MP one for comparison.
+last rows force tiles on a 2 MP output and one pass on the 8 MP one for comparison. The seconds are wall time on a
+machine shared with other jobs: a record of the run, not a speed comparison (`bench_fuse.py` measures speed).
 
 {markdown_table(headers, rows)}
 
