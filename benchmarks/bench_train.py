@@ -48,7 +48,7 @@ OPTIONS = {
 }
 """Step-cost configurations: label -> configuration."""
 
-RECIPE = Config(["--mixed_precision", "bf16", "--channels_last", "--cache_images"], processes=2)
+RECIPE = Config(["--mixed_precision", "bf16", "--cache_images"])
 """The adopted speed settings (the end-to-end comparison's second run)."""
 
 
@@ -132,7 +132,8 @@ def main() -> None:
 
     epoch_steps = -(-297 // args.batch_size)  # the train split's 297 pairs
     curves = {}
-    recipe_label = f"recipe: {' '.join(RECIPE.flags)}, {RECIPE.processes} processes"
+    processes = f", {RECIPE.processes} processes" if RECIPE.processes > 1 else ""
+    recipe_label = f"recipe: {' '.join(RECIPE.flags)}{processes}"
     for label, config in (("float32, decoding every time (today)", Config([])), (recipe_label, RECIPE)):
         wall, losses = logged_run(args, config)
         steady = np.diff(wall[epoch_steps:]).mean()  # after the first epoch: warm cache, no start-up
@@ -160,7 +161,9 @@ encoder), {args.resolution}x{args.resolution} HR crops, batch {args.batch_size},
 `../shared/data`.
 
 Step cost of each option (the difference of a {args.steps}-step and a {2 * args.steps}-step run: start-up, data
-indexing, compilation and the final save cancel out; peak RSS of the longer run):
+indexing, compilation and the final save cancel out; peak RSS of the longer run). Each row is one measurement on a
+machine shared with other jobs: rows of one run have differed by up to a third between runs, so rerun before
+trusting a difference under 1.3x; the end-to-end ratio below, over 100 steps each, is the steadier number:
 
 {markdown_table(["configuration", "s/step", "samples/s", "vs float32", "peak RSS MiB"], rows)}
 

@@ -255,7 +255,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         type=str,
         default=None,
         choices=("no", "fp16", "bf16"),
-        help="Autocast precision; bf16 steps are about 1.35x faster on CPUs with AVX512-BF16 (benchmarks/RESULTS.md).",
+        help="Autocast precision; bf16 is faster on CPUs with AVX512-BF16, at the same loss (benchmarks/RESULTS.md).",
     )
     train.add_argument(
         "--channels_last", action="store_true", help="Keep the models and their inputs in channels-last memory format."
