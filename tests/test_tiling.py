@@ -120,6 +120,7 @@ def test_tiled_memory_is_one_tile_plus_the_whole_image_tensors(pipe):
         ({"tile_size": 64.0}, r"`tile_size` must be an int .* got 64\.0"),
         ({"tile_size": 64, "tile_overlap": 40}, r"`tile_overlap` must be an int from 0 to half of `tile_size` \(64\)"),
         ({"tile_overlap": -1}, r"`tile_overlap` must be an int from 0 .* got -1"),
+        ({"tile_overlap": 600}, r"`tile_overlap` must be an int from 0 to half of the automatic tiles' size \(1024\)"),
     ],
 )
 def test_bad_tiling_arguments_are_named(pipe, pair, kwargs, message):

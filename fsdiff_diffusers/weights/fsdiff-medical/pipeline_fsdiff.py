@@ -829,11 +829,6 @@ def _sized(values) -> bool:
         return False
 
 
-def _is_int(value) -> bool:
-    """Whether `value` is an int (numpy's too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _type_names(values: list) -> str:
     return ", ".join(sorted({type(value).__name__ for value in values}))
 
@@ -938,22 +933,6 @@ class FSDiffChecksMixin:
             whole_image = canvas_height * canvas_width * self.tiled_canvas_pixel_bytes
         models = denoised * self.canvas_pixel_bytes * self.unet.dtype.itemsize // 4
         return batch_size * (models + whole_image + input_size[0] * input_size[1] * self.source_pixel_bytes)
-
-    def check_tiling(self, tile_size: int | None, tile_overlap: int | None) -> None:
-        """Refuse a `tile_size` that is not a positive int of at least the U-Net's downsampling factor, or a
-        `tile_overlap` that is negative or more than half of it (`None`: the defaults)."""
-        factor = self.unet.downsample_factor
-        if tile_size is not None and (not _is_int(tile_size) or tile_size < factor):
-            raise ValueError(
-                f"`tile_size` must be an int of at least {factor} (the U-Net's downsampling factor) or None for "
-                f"automatic tiling, got {tile_size!r}; 512 to 1024 suits most machines."
-            )
-        if tile_overlap is None:
-            return
-        if not _is_int(tile_overlap) or tile_overlap < 0 or tile_overlap * 2 > (tile_size or 2**62):
-            raise ValueError(
-                f"`tile_overlap` must be an int from 0 to half of `tile_size` ({tile_size}), got {tile_overlap!r}."
-            )
 
     def check_output_size(
         self,
@@ -1222,8 +1201,31 @@ def blend_weights(tiles: list[Tile], canvas_size: tuple[int, int], overlap: int,
     return total
 
 
+def _is_int(value) -> bool:
+    """Whether `value` is an int (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 class FSDiffTilingMixin:
-    """The tiled denoising of [`FSDiffPipeline`] (mixed in before [`DiffusionPipeline`])."""
+    """The tiled denoising of [`FSDiffPipeline`] (mixed in before [`DiffusionPipeline`]) and the check of its
+    arguments."""
+
+    def check_tiling(self, tile_size: int | None, tile_overlap: int | None) -> None:
+        """Refuse a `tile_size` that is not an int of at least the U-Net's downsampling factor, or a `tile_overlap`
+        that is negative or more than half of the tile size (of [`DEFAULT_TILE_SIZE`] when tiling is automatic);
+        `None` takes the defaults."""
+        factor = self.unet.downsample_factor
+        if tile_size is not None and (not _is_int(tile_size) or tile_size < factor):
+            raise ValueError(
+                f"`tile_size` must be an int of at least {factor} (the U-Net's downsampling factor) or None for "
+                f"automatic tiling, got {tile_size!r}; 512 to 1024 suits most machines."
+            )
+        if tile_overlap is None:
+            return
+        size = tile_size or DEFAULT_TILE_SIZE
+        if not _is_int(tile_overlap) or tile_overlap < 0 or tile_overlap * 2 > size:
+            which = f"`tile_size` ({tile_size})" if tile_size else f"the automatic tiles' size ({size})"
+            raise ValueError(f"`tile_overlap` must be an int from 0 to half of {which}, got {tile_overlap!r}.")
 
     def tile_size_for(
         self,
