@@ -54,6 +54,17 @@ def pipe() -> FSDiffPipeline:
     return tiny_pipeline()
 
 
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A tiny pipeline saved with `save_pretrained`, for the command-line tests; its U-Net predicts the sample, like
+    the shipped models'."""
+    folder = tmp_path_factory.mktemp("tiny_model")
+    tiny_pipeline(unet=tiny_unet(prediction_type="sample"), scheduler=default_scheduler("sample")).save_pretrained(
+        folder
+    )
+    return folder
+
+
 @pytest.fixture
 def pair() -> tuple[np.ndarray, np.ndarray]:
     """A small synthetic pair: grey 'infrared' (H, W) uint8 and colour 'visible' (H, W, 3) uint8, 12x16."""

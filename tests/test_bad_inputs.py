@@ -19,12 +19,10 @@ import PIL.Image
 import pytest
 import torch
 
-from fsdiff_diffusers import FSDiffPipeline, default_scheduler
+from fsdiff_diffusers import FSDiffPipeline
 from fsdiff_diffusers.cli import main
 from fsdiff_diffusers.cli.outputs import PARTIAL_MARK
 from fsdiff_diffusers.example_pair import example_pair
-
-from .conftest import tiny_pipeline, tiny_unet
 
 
 @dataclass(frozen=True)
@@ -200,14 +198,6 @@ API_CASES = [
     Case("api missing model folder", lambda pipe, ws: FSDiffPipeline.from_pretrained(str(ws / "no_model")),
          (OSError, ValueError), "no_model"),  # fmt: skip
 ]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    pipe = tiny_pipeline(unet=tiny_unet(prediction_type="sample"), scheduler=default_scheduler("sample"))
-    pipe.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture

@@ -10,27 +10,17 @@ import PIL.Image
 import pytest
 import torch
 
-from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline, default_scheduler
+from fsdiff_diffusers import DEFAULT_MODEL, FSDiffPipeline
 from fsdiff_diffusers.cli import build_parser, main
 from fsdiff_diffusers.cli import fuse as cli_fuse
 from fsdiff_diffusers.cli.progress import StepReporter, duration
 from fsdiff_diffusers.example_pair import HIDDEN_WARM_OBJECTS, example_pair
 from fsdiff_diffusers.pipelines import hub
 
-from .conftest import DATA_DIR, tiny_pipeline, tiny_unet
+from .conftest import DATA_DIR
 
 HAS_DEFAULT_MODEL = os.path.isfile(os.path.join(DEFAULT_MODEL, "model_index.json"))
 NO_DEFAULT_MODEL = f"the shipped weights are not in this checkout ({DEFAULT_MODEL} has no model_index.json)"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A tiny pipeline saved with `save_pretrained`; its U-Net predicts the sample, like the shipped model's."""
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny_pipeline(unet=tiny_unet(prediction_type="sample"), scheduler=default_scheduler("sample")).save_pretrained(
-        folder
-    )
-    return folder
 
 
 @pytest.fixture

@@ -14,23 +14,13 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from fsdiff_diffusers import FSDiffPipeline, default_scheduler
+from fsdiff_diffusers import FSDiffPipeline
 from fsdiff_diffusers.cli import main
 from fsdiff_diffusers.cli.batches import Processes
 from fsdiff_diffusers.example_pair import example_pair
 
-from .conftest import tiny_pipeline, tiny_unet
-
 STEMS = ("a", "b", "c", "d", "e")
 TWO_PROCESSES = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    pipe = tiny_pipeline(unet=tiny_unet(prediction_type="sample"), scheduler=default_scheduler("sample"))
-    pipe.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
