@@ -1201,6 +1201,26 @@ def blend_weights(tiles: list[Tile], canvas_size: tuple[int, int], overlap: int,
     return total
 
 
+def blend(
+    tiles: list[Tile],
+    shape: tuple[int, ...],
+    overlap: int,
+    device: torch.device,
+    tile_output: Callable[[Tile], torch.Tensor],
+) -> torch.Tensor:
+    """
+    One whole-canvas tensor from per-tile outputs: `tile_output(tile)` (shape `(batch, channels, tile rows, tile
+    cols)`) of every tile, weighted by [`Tile.weight`], summed and divided by [`blend_weights`].
+
+    Returns:
+        `torch.Tensor` of `shape` `(batch, channels, height, width)`, float32.
+    """
+    blended = torch.zeros(shape, device=device)
+    for tile in tiles:
+        blended[..., tile.rows, tile.cols] += tile_output(tile).float() * tile.weight(overlap, device)
+    return blended / blend_weights(tiles, shape[-2:], overlap, device)
+
+
 def _is_int(value) -> bool:
     """Whether `value` is an int (numpy's too), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -1248,7 +1268,6 @@ class FSDiffTilingMixin:
         fits = tile_size is None or tile_size >= max(canvas_height, canvas_width)
         return None if fits else tile_size
 
-
     def encoder_view(self, conditions: torch.Tensor, tile_size: int | None) -> torch.Tensor:
         r"""
         What the clarity encoder sees for the context tokens: the canvas itself, or for a tiled call the canvas
@@ -1271,7 +1290,6 @@ class FSDiffTilingMixin:
             size = tuple(max(factor, round(side * shrink / factor) * factor) for side in (height, width))
             conditions = resize(conditions, size)
         return conditions * 2 - 1
-
 
     def predict_tiles(
         self,
@@ -1302,8 +1320,8 @@ class FSDiffTilingMixin:
         Returns:
             `torch.Tensor` of shape `(batch, 1, height, width)`, in `sample`'s dtype (blended in float32).
         """
-        prediction = torch.zeros(sample.shape, device=sample.device)
-        for tile in tiles:
+
+        def tile_prediction(tile: Tile) -> torch.Tensor:
             window = (..., tile.rows, tile.cols)
             tile_conditions = conditions[window]
             encoded = self.clarity_encoder(
@@ -1311,11 +1329,11 @@ class FSDiffTilingMixin:
             )
             model_input = torch.cat([sample[window], tile_conditions], dim=1)
             output = self.unet(model_input, timestep, context, encoded.features, return_dict=False)[0]
-            prediction[window] += output.float() * tile.weight(tile_overlap, sample.device)
             progress_bar.update()
-        prediction = prediction / blend_weights(tiles, sample.shape[-2:], tile_overlap, sample.device)
-        return prediction.to(sample.dtype)
+            return output
 
+        prediction = blend(tiles, sample.shape, tile_overlap, sample.device, tile_prediction)
+        return prediction.to(sample.dtype)
 
     def tiled_clarity(
         self, conditions: torch.Tensor, semantic_embeds: torch.Tensor | None, tiles: list[Tile], tile_overlap: int
@@ -1334,15 +1352,13 @@ class FSDiffTilingMixin:
         Returns:
             `torch.Tensor` of shape `(batch, 2, height, width)` in (0, 1), float32.
         """
-        batch, modalities = conditions.shape[:2]
-        clarity = torch.zeros(batch, modalities, *conditions.shape[-2:], device=conditions.device)
-        for tile in tiles:
-            window = (..., tile.rows, tile.cols)
-            tile_conditions = conditions[window].to(self.clarity_encoder.dtype)
-            tile_clarity = self.clarity_encoder(tile_conditions, semantic_embeds=semantic_embeds).clarity
-            resized = F.interpolate(tile_clarity.float(), size=tile_conditions.shape[-2:], mode="bilinear")
-            clarity[window] += resized * tile.weight(tile_overlap, conditions.device)
-        return clarity / blend_weights(tiles, conditions.shape[-2:], tile_overlap, conditions.device)
+
+        def tile_clarity(tile: Tile) -> torch.Tensor:
+            tile_conditions = conditions[..., tile.rows, tile.cols].to(self.clarity_encoder.dtype)
+            clarity = self.clarity_encoder(tile_conditions, semantic_embeds=semantic_embeds).clarity
+            return F.interpolate(clarity.float(), size=tile_conditions.shape[-2:], mode="bilinear")
+
+        return blend(tiles, conditions.shape, tile_overlap, conditions.device, tile_clarity)
 
 
 # --- fsdiff_diffusers.pipelines.pipeline_fsdiff ---
