@@ -9,13 +9,19 @@ after a warm-up call; the table gives the median. Inputs are real TNO pair 01 (d
 For scale: a single-pass fusion CNN such as SeAFusion takes about 5.4 s per output megapixel on this kind of CPU
 (issue 10's figure, the target FS-Diff's default settings should meet: at most 6 s/MP).
 
+The pipeline feeds the models channels-last (NHWC) tensors (`fsdiff_diffusers.image_processor.nhwc`); the last rows
+time the largest size of the first model both ways, calls alternating, to give that choice's speed-up side by side.
+
 Usage: python benchmarks/bench_fuse.py [--sizes 160x120 320x240] [--scale 4] [--repeats 3] [--threads 1] [--no-write]
 """
 
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from unittest import mock
 
 import PIL.Image
 import torch
@@ -38,18 +44,44 @@ def input_pair(width: int, height: int) -> tuple[PIL.Image.Image, PIL.Image.Imag
     return example_pair(width, height)
 
 
-def seconds_per_call(pipe, infrared, visible, scale: float, repeats: int) -> float:
-    """Median wall seconds of `pipe(infrared, visible, scale=scale)` over `repeats` calls after one warm-up call."""
+def timed_call(pipe, infrared, visible, scale: float) -> float:
+    """Wall seconds of one `pipe(infrared, visible, scale=scale)` call (seed 0)."""
+    start = time.perf_counter()
     pipe(infrared, visible, scale=scale, generator=torch.Generator().manual_seed(0))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pipe(infrared, visible, scale=scale, generator=torch.Generator().manual_seed(0))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time.perf_counter() - start
 
 
-def main(argv: list[str] | None = None) -> list[list[str]]:
+def seconds_per_call(pipe, infrared, visible, scale: float, repeats: int) -> float:
+    """Median wall seconds of `repeats` calls after one warm-up call."""
+    timed_call(pipe, infrared, visible, scale)
+    return statistics.median(timed_call(pipe, infrared, visible, scale) for _ in range(repeats))
+
+
+@contextmanager
+def model_inputs(layout: str) -> Iterator[None]:
+    """Within it the pipeline feeds its models tensors in `layout`: "NHWC" (channels-last, what it does) or "NCHW"
+    (contiguous, what it did before)."""
+    with ExitStack() as stack:
+        if layout == "NCHW":
+            for module in ("pipeline_fsdiff", "tiling"):
+                stack.enter_context(mock.patch(f"fsdiff_diffusers.pipelines.{module}.nhwc", torch.Tensor.contiguous))
+        yield
+
+
+def layout_seconds(pipe, infrared, visible, scale: float, repeats: int) -> dict[str, float]:
+    """Median wall seconds per call with channels-last and with contiguous model inputs, after a warm-up call each;
+    the two layouts' calls alternate so that both see the same machine load."""
+    times = {"NHWC": [], "NCHW": []}
+    for round_ in range(repeats + 1):
+        for layout, values in times.items():
+            with model_inputs(layout):
+                seconds = timed_call(pipe, infrared, visible, scale)
+            if round_:
+                values.append(seconds)
+    return {layout: statistics.median(values) for layout, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> tuple[list[list[str]], list[list[str]]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--models", nargs="+", default=list(SHIPPED_MODELS), help="shipped model names, folders or Hub ids"
@@ -62,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    rows = []
+    rows, layout_rows = [], []
     for model in args.models:
         for dtype in ("float32", "bfloat16"):
             pipe = load_pipeline(model, "cpu", dtype)
@@ -76,6 +108,11 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
                 rows.append([model, dtype, f"{steps} ({scheduler})", f"{size} -> x{args.scale:g}",
                              f"{megapixels:.2f}", f"{seconds:.2f}", f"{seconds / megapixels:.2f}"])  # fmt: skip
                 print(rows[-1], flush=True)
+            if model == args.models[0]:  # the layout comparison: the first model, the largest size
+                seconds = layout_seconds(pipe, infrared, visible, args.scale, args.repeats)
+                layout_rows.append([model, dtype, f"{size} -> x{args.scale:g}", f"{seconds['NHWC']:.2f}",
+                                    f"{seconds['NCHW']:.2f}", f"{seconds['NCHW'] / seconds['NHWC']:.2f}x"])  # fmt: skip
+                print(layout_rows[-1], flush=True)
     worst = max(float(row[-1]) for row in rows)
     headers = ["model", "dtype", "default steps (scheduler)", "input", "output MP", "s / call", "s / output MP"]
     body = f"""## End-to-end fusion speed at the default settings (`bench_fuse.py`)
@@ -91,11 +128,17 @@ as SeAFusion takes about 5.4 s/MP on this kind of CPU). Slowest row: {worst:.2f}
 {"met" if worst <= TARGET else "MISSED"}.
 
 {markdown_table(headers, rows)}
+
+Model inputs in channels-last (NHWC) memory, as the pipeline passes them, against contiguous (NCHW) ones, as it
+did before: median of {args.repeats} calls each, the two alternating (same seed: the outputs agree to within 0.01
+grey levels).
+
+{markdown_table(["model", "dtype", "input", "NHWC s / call", "NCHW s / call", "NHWC speed-up"], layout_rows)}
 """
     print(body)
     if not args.no_write:
         write_section("fuse_speed", body)
-    return rows
+    return rows, layout_rows
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from fsdiff_diffusers import FSDiffPipeline
 
@@ -349,7 +350,27 @@ def test_bench_fuse_times_the_default_settings_in_both_dtypes(tiny_pipeline_dir,
     pipe.register_to_config(default_num_inference_steps=2)
     folder = tiny_pipeline_dir.parent / "two_steps"
     pipe.save_pretrained(folder)
-    rows = bench_fuse.main(["--models", str(folder), "--sizes", "16x12", "--repeats", "1", "--no-write"])
+    rows, layout_rows = bench_fuse.main(["--models", str(folder), "--sizes", "16x12", "--repeats", "1", "--no-write"])
     assert [row[1] for row in rows] == ["float32", "bfloat16"] and rows[0][2].startswith("2 (")
     assert rows[0][4] == f"{64 * 48 / 1e6:.2f}" and float(rows[0][-1]) > 0
+    assert [row[1] for row in layout_rows] == ["float32", "bfloat16"] and layout_rows[0][-1].endswith("x")
     assert "s / output MP" in capsys.readouterr().out
+
+
+def test_bench_fuse_times_contiguous_model_inputs_inside_its_layout_context(tiny_pipeline_dir):
+    import bench_fuse
+
+    pipe = FSDiffPipeline.from_pretrained(tiny_pipeline_dir)
+    layouts = []
+    forward = pipe.unet.forward
+    pipe.unet.forward = lambda sample, *args, **kwargs: (
+        layouts.append(sample.is_contiguous(memory_format=torch.channels_last) and not sample.is_contiguous()),
+        forward(sample, *args, **kwargs),
+    )[1]
+    pair = bench_fuse.input_pair(16, 12)
+    with bench_fuse.model_inputs("NCHW"):
+        bench_fuse.timed_call(pipe, *pair, 2.0)
+    calls = len(layouts)
+    with bench_fuse.model_inputs("NHWC"):
+        bench_fuse.timed_call(pipe, *pair, 2.0)
+    assert calls and not any(layouts[:calls]) and all(layouts[calls:])

@@ -82,7 +82,11 @@ def test_batch_equals_single_runs(pipe, pair):
     others = (np.flip(infrared, 0).copy(), np.flip(visible, 1).copy())
     generators = [torch.Generator().manual_seed(s) for s in (3, 4)]
     batched = pipe(
-        [infrared, others[0]], [visible, others[1]], scale=2, num_inference_steps=2, output_type="np",
+        [infrared, others[0]],
+        [visible, others[1]],
+        scale=2,
+        num_inference_steps=2,
+        output_type="np",
         generator=generators,
     ).images
     singles = [run(pipe, infrared, visible, seed=3)[0], run(pipe, *others, seed=4)[0]]
@@ -94,7 +98,11 @@ def test_dict_and_tuple_outputs(pipe, pair):
     as_dict = pipe(*pair, scale=2, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0))
     assert isinstance(as_dict, ImagePipelineOutput)
     as_tuple = pipe(
-        *pair, scale=2, num_inference_steps=2, output_type="np", generator=torch.Generator().manual_seed(0),
+        *pair,
+        scale=2,
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
         return_dict=False,
     )
     assert isinstance(as_tuple, tuple) and len(as_tuple) == 1
@@ -199,8 +207,13 @@ def test_semantic_encoder_path(tmp_path, pair):
     torch.manual_seed(0)
     clip = transformers.CLIPVisionModelWithProjection(
         transformers.CLIPVisionConfig(
-            hidden_size=16, intermediate_size=32, projection_dim=12, num_hidden_layers=1, num_attention_heads=2,
-            image_size=32, patch_size=8,
+            hidden_size=16,
+            intermediate_size=32,
+            projection_dim=12,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
         )
     ).eval()
     processor = transformers.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
@@ -278,8 +291,11 @@ def test_real_pair_with_default_architecture(data_dir):
         (np.zeros((12, 16, 5)), np.zeros((12, 16)), {}, ValueError, "channels"),
         ([np.zeros((12, 16))] * 2, [np.zeros((12, 16))], {}, ValueError, "2 infrared and 1 visible"),
         (
-            np.zeros((12, 16)), np.zeros((12, 16)),
-            {"generator": [torch.Generator(), torch.Generator()]}, ValueError, "2 generators for a batch of 1",
+            np.zeros((12, 16)),
+            np.zeros((12, 16)),
+            {"generator": [torch.Generator(), torch.Generator()]},
+            ValueError,
+            "2 generators for a batch of 1",
         ),
         (np.zeros((12, 16)), np.zeros((12, 16)), {"num_inference_steps": 0}, ValueError, "num_inference_steps"),
         (np.zeros((12, 16)), np.zeros((12, 16)), {"output_type": "latent"}, ValueError, "output_type"),
@@ -303,6 +319,24 @@ def test_encoder_runs_once_per_call(pipe, pair):
         getattr(pipe, name).register_forward_hook(lambda *args, name=name: calls.__setitem__(name, calls[name] + 1))
     run(pipe, *pair, num_inference_steps=5)
     assert calls == {"clarity_encoder": 1, "unet": 5}
+
+
+@pytest.mark.parametrize("tile_size", [None, 32])
+def test_models_get_channels_last_inputs_and_the_layout_does_not_change_the_image(pipe, pair, tile_size, monkeypatch):
+    """Both models see channels-last (NHWC) inputs, untiled and tiled (tiles are views of a channels-last canvas:
+    channels innermost, then columns); the same call with contiguous (NCHW) inputs gives the same image (the layout
+    is a speed choice only)."""
+    layouts = []
+    for name in ("clarity_encoder", "unet"):
+        getattr(pipe, name).register_forward_pre_hook(
+            lambda module, args, name=name: layouts.append((name, args[0].stride(1) == 1 < args[0].stride(3)))
+        )
+    nhwc = run(pipe, *pair, scale=4, tile_size=tile_size, tile_overlap=8 if tile_size else None)
+    assert {name for name, _ in layouts} == {"clarity_encoder", "unet"} and all(last for _, last in layouts)
+    for module in ("pipeline_fsdiff", "tiling"):
+        monkeypatch.setattr(f"fsdiff_diffusers.pipelines.{module}.nhwc", torch.Tensor.contiguous)
+    nchw = run(pipe, *pair, scale=4, tile_size=tile_size, tile_overlap=8 if tile_size else None)
+    np.testing.assert_allclose(nhwc, nchw, atol=1e-3, rtol=0)  # float rounding: a 250th of a grey level
 
 
 @pytest.mark.parametrize("scheduler_name", ["DPMSolverMultistepScheduler", "DDIMScheduler", "UniPCMultistepScheduler"])

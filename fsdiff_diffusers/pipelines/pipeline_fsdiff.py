@@ -25,6 +25,7 @@ from ..image_processor import (
     InputRange,
     PipelineImageInput,
     crop_to,
+    nhwc,
     output_size_for,
     pad_to_multiple,
     postprocess,
@@ -356,7 +357,7 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
         # canvas scaled down to one tile for a tiled call (its context then serves every tile).
         sources = torch.cat([inputs.infrared, inputs.visible], dim=1)
         margin = self.unet.downsample_factor
-        conditions, _ = pad_to_multiple(resize(sources, (height, width)), margin, margin)
+        conditions = nhwc(pad_to_multiple(resize(sources, (height, width)), margin, margin)[0])
         tiles = plan_tiles(latents_shape[-2:], tile_size, tile_overlap, margin) if tile_size else None
         semantic_embeds = self.encode_semantics(sources)
         encoded = self.clarity_encoder(
@@ -379,7 +380,7 @@ class FSDiffPipeline(FSDiffHubMixin, FSDiffChecksMixin, FSDiffTilingMixin, Diffu
                     continue
                 sample = self.scheduler.scale_model_input(latents, t)
                 if tiles is None:
-                    model_input = torch.cat([sample, conditions], dim=1)
+                    model_input = nhwc(torch.cat([sample, conditions], dim=1))
                     prediction = self.unet(model_input, t, encoded.context, encoded.features, return_dict=False)[0]
                     progress_bar.update()
                 else:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..image_processor import resize
+from ..image_processor import nhwc, resize
 from .checks import available_memory
 
 DEFAULT_TILE_SIZE = 1024
@@ -252,7 +252,7 @@ class FSDiffTilingMixin:
             encoded = self.clarity_encoder(
                 tile_conditions.to(self.clarity_encoder.dtype), semantic_embeds=semantic_embeds
             )
-            model_input = torch.cat([sample[window], tile_conditions], dim=1)
+            model_input = nhwc(torch.cat([sample[window], tile_conditions], dim=1))
             output = self.unet(model_input, timestep, context, encoded.features, return_dict=False)[0]
             progress_bar.update()
             return output
