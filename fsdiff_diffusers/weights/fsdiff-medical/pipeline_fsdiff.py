@@ -713,8 +713,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, margin: int = 0) -> tuple[to
 def nhwc(x: torch.Tensor) -> torch.Tensor:
     """`x` `(B, C, H, W)` with the same shape and values in channels-last (NHWC) memory: the layout in which the
     models' convolutions run fastest on CPU, where oneDNN would otherwise reorder every feature map before and after
-    each convolution (a one-step x4 call at 1280x960 output: 1.26x faster in float32, 1.16x in bfloat16, one thread;
-    `benchmarks/bench_fuse.py`). Convolutions pass the layout on, so converting a model's input is enough."""
+    each convolution (a one-step x4 call with a 1280x960 output on one thread: about 1.15x faster in float32 and in
+    bfloat16, `benchmarks/bench_fuse.py`). Convolutions pass the layout on, so converting a model's input is enough."""
     return x.contiguous(memory_format=torch.channels_last)
 
 
