@@ -212,12 +212,31 @@ def test_train_split_only(data_dir):
     assert medical[0].images["infrared"].endswith(f"/mri/{Path(medical[0].name).name}")
 
 
+def test_structural_loss_is_one_minus_the_ssim_metric_and_trains(data_dir):
+    """`structural_loss` is 1 - the mean of SSIM(x0, ir) and SSIM(x0, vi) as `metrics.ssim` (VIFB) scores it, up to
+    the borders it keeps; 0 for a copy of identical sources; and it has gradients."""
+    from fsdiff_diffusers.metrics import ssim
+
+    ir = np.asarray(PIL.Image.open(data_dir / "TNO" / "ir" / "01.png").convert("L"))[:256, :256]
+    vi = np.asarray(PIL.Image.open(data_dir / "TNO" / "vi" / "01.png").convert("L"))[:256, :256]
+    fused = np.maximum(ir, vi)
+    as_tensor = lambda *images: torch.tensor(np.stack(images), dtype=torch.float32)[None] / 255  # noqa: E731
+    fused_t = as_tensor(fused).requires_grad_()
+    loss = train_fsdiff.structural_loss(fused_t, as_tensor(ir, vi), torch.ones(1))
+    assert loss.item() == pytest.approx(1 - ssim(fused, ir, vi) / 2, abs=0.01)
+    loss.backward()
+    assert fused_t.grad.abs().sum() > 0 and torch.isfinite(fused_t.grad).all()
+    same = as_tensor(ir)
+    assert train_fsdiff.structural_loss(same, as_tensor(ir, ir), torch.ones(1)).item() == pytest.approx(0, abs=1e-6)
+
+
 # Training script --------------------------------------------------------------------------------------------------
 
 
 def test_short_run_on_real_data_gives_a_loadable_pipeline(data_dir, tmp_path):
     main(train_args(["--train_data_dir", str(data_dir)], tmp_path, "--max_train_steps", "3", "--scale", "2-8",
-                    "--use_ema", "--fusion_loss_weight", "0.5", "--validation_steps", "3"))  # fmt: skip
+                    "--use_ema", "--fusion_loss_weight", "0.5", "--ssim_loss_weight", "0.2",
+                    "--validation_steps", "3"))  # fmt: skip
     pipe = FSDiffPipeline.from_pretrained(tmp_path)
     pipe.set_progress_bar_config(disable=True)
     ir, vi = torch.rand(1, 8, 8), torch.rand(3, 8, 8)

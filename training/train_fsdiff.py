@@ -45,7 +45,7 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
 from fsdiff_diffusers import ClarityMambaEncoder, FSDiffPipeline, FSDiffUNet2DModel, default_scheduler  # noqa: E402
 from fsdiff_diffusers.datasets_io import open_dataset, records_from_hf_dataset  # noqa: E402
 from fsdiff_diffusers.degradations import DegradationLimits, bicubic_downscale  # noqa: E402
-from fsdiff_diffusers.filters import sobel  # noqa: E402
+from fsdiff_diffusers.filters import gaussian_blur, sobel  # noqa: E402
 from fsdiff_diffusers.fusion import FUSION_METHODS, fuse  # noqa: E402
 from fsdiff_diffusers.metrics import evaluate  # noqa: E402
 from fsdiff_diffusers.model_card import TRAINING_ARGS_NAME, TrainingDetails  # noqa: E402
@@ -213,15 +213,20 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         choices=FUSION_METHODS,
         help="Fusion rule that makes the HR target when the data has no fused targets.",
     )
-    loss.add_argument(
-        "--loss", type=str, default="l1", choices=("l1", "mse"), help="Denoising loss (L1 in the paper)."
-    )
+    loss.add_argument("--loss", type=str, default="l1", choices=("l1", "mse"), help="Denoising loss (L1 in the paper).")
     loss.add_argument("--clarity_loss_weight", type=float, default=0.1)
     loss.add_argument(
         "--fusion_loss_weight",
         type=float,
         default=0.0,
         help="Weight of intensity + gradient losses of the predicted x0 against the HR sources.",
+    )
+    loss.add_argument(
+        "--ssim_loss_weight",
+        type=float,
+        default=0.0,
+        help="Weight of 1 - SSIM of the predicted x0 against each HR source (the mean of the two), which keeps each "
+        "source's local structure where the intensity + gradient loss keeps only the stronger one.",
     )
 
     train = parser.add_argument_group("training")
@@ -494,6 +499,27 @@ def fusion_loss(x0: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) 
     return ((intensity + gradient) * weights).mean()
 
 
+def structural_loss(x0: torch.Tensor, sources: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""
+    `1 - SSIM` of a fused estimate against each of its sources, averaged over the two: the SSIM of the package's
+    metric (Gaussian window of 11 taps, sigma 1.5, `C1 = 0.01^2`, `C2 = 0.03^2` for images in [0, 1]), as local maps
+    averaged over the image.
+
+    Args:
+        x0 (`torch.Tensor` of shape `(B, 1, H, W)`): Predicted fused luminance in [0, 1].
+        sources (`torch.Tensor` of shape `(B, 2, H, W)`): HR source luminance in [0, 1].
+        weights (`torch.Tensor` of shape `(B,)`): Per-sample weights (`alpha_bar_t`, as for `fusion_loss`).
+    """
+    c1, c2 = 0.01**2, 0.03**2
+    x0, sources = x0.float(), sources.float()
+    mean_x, mean_s = gaussian_blur(x0, 5, 1.5), gaussian_blur(sources, 5, 1.5)
+    var_x = gaussian_blur(x0 * x0, 5, 1.5) - mean_x**2
+    var_s = gaussian_blur(sources * sources, 5, 1.5) - mean_s**2
+    covariance = gaussian_blur(x0 * sources, 5, 1.5) - mean_x * mean_s
+    ssim = ((2 * mean_x * mean_s + c1) * (2 * covariance + c2)) / ((mean_x**2 + mean_s**2 + c1) * (var_x + var_s + c2))
+    return ((1 - ssim.mean(dim=(1, 2, 3))) * weights).mean()
+
+
 def diffusion_targets(
     scheduler: DDPMScheduler, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
 ) -> torch.Tensor:
@@ -736,12 +762,20 @@ class Trainer:
         losses = {"denoising": loss_fn(prediction.float(), expected.float())}
         labels = batch["clarity"].float()[:, :, None, None].expand_as(clarity)
         losses["clarity"] = F.binary_cross_entropy(clarity.float(), labels)
-        if args.fusion_loss_weight > 0:
+        if args.fusion_loss_weight > 0 or args.ssim_loss_weight > 0:
             alpha_bar = scheduler.alphas_cumprod.to(x0.device)[timesteps].view(-1, 1, 1, 1)
             x0_estimate = predicted_x0(scheduler, prediction_type, noisy, prediction.float(), alpha_bar)
             estimate = (unet.to_image(x0_estimate, base) + 1) / 2
-            losses["fusion"] = fusion_loss(estimate, sources, alpha_bar.flatten())
-        weights = {"denoising": 1.0, "clarity": args.clarity_loss_weight, "fusion": args.fusion_loss_weight}
+            if args.fusion_loss_weight > 0:
+                losses["fusion"] = fusion_loss(estimate, sources, alpha_bar.flatten())
+            if args.ssim_loss_weight > 0:
+                losses["ssim"] = structural_loss(estimate, sources, alpha_bar.flatten())
+        weights = {
+            "denoising": 1.0,
+            "clarity": args.clarity_loss_weight,
+            "fusion": args.fusion_loss_weight,
+            "ssim": args.ssim_loss_weight,
+        }
         losses["total"] = sum(weights[name] * value for name, value in losses.items())
         return losses
 
