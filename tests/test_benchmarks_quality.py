@@ -353,7 +353,8 @@ def test_bench_fuse_times_the_default_settings_in_both_dtypes(tiny_pipeline_dir,
     rows, layout_rows = bench_fuse.main(["--models", str(folder), "--sizes", "16x12", "--repeats", "1", "--no-write"])
     assert [row[1] for row in rows] == ["float32", "bfloat16"] and rows[0][2].startswith("2 (")
     assert rows[0][4] == f"{64 * 48 / 1e6:.2f}" and float(rows[0][-1]) > 0
-    assert [row[1] for row in layout_rows] == ["float32", "bfloat16"] and layout_rows[0][-1].endswith("x")
+    assert [row[1] for row in layout_rows] == ["float32", "bfloat16"] and layout_rows[0][-2].endswith("x")
+    assert float(layout_rows[0][-1]) < 0.5  # the layout changes the float rounding only
     assert "s / output MP" in capsys.readouterr().out
 
 
